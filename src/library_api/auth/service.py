@@ -1,0 +1,208 @@
+"""Logins, sessions and tokens."""
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from .. import clock
+from ..config import Settings
+from ..db import doc_id
+from ..errors import AppError, not_found, unauthorized
+from ..security import (
+    AccessClaims,
+    PasswordHasher,
+    TokenSigner,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from ..users.models import User
+from .models import LoginAttempt, Session
+from .schemas import TokenPair
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    user: User
+    session_id: PydanticObjectId
+
+    @property
+    def session_user_id(self) -> PydanticObjectId:
+        return doc_id(self.user)
+
+
+def _invalid_credentials() -> AppError:
+    return unauthorized("Incorrect email or password", "invalid_credentials")
+
+
+async def _check_lockout(*, email: str, settings: Settings) -> None:
+    now = clock.now()
+    window = timedelta(seconds=settings.login_lockout_seconds)
+    recent = {"email": email, "at": {"$gt": now - window}}
+    failures = await LoginAttempt.find(recent).count()
+    if failures < settings.login_max_failures:
+        return
+    # The lock lifts once enough of the failures in the window have aged out of it.
+    ordered = await LoginAttempt.find(recent).sort("at").to_list()
+    releasing = ordered[failures - settings.login_max_failures]
+    retry_after = max(1, math.ceil((releasing.at + window - now).total_seconds()))
+    raise AppError(
+        429,
+        "too_many_attempts",
+        "Too many failed logins for this email; try again later",
+        {"Retry-After": str(retry_after)},
+    )
+
+
+async def _record_failure(*, email: str, settings: Settings) -> None:
+    now = clock.now()
+    await LoginAttempt(
+        email=email, at=now, expires_at=now + timedelta(seconds=settings.login_lockout_seconds)
+    ).insert()
+
+
+async def _open_session(
+    *, user: User, user_agent: str | None, ip: str | None, settings: Settings, signer: TokenSigner
+) -> TokenPair:
+    now = clock.now()
+    refresh = new_refresh_token()
+    session = Session(
+        user_id=doc_id(user),
+        refresh_hash=hash_refresh_token(refresh),
+        created_at=now,
+        expires_at=now + timedelta(days=settings.refresh_token_days),
+        last_used_at=now,
+        user_agent=user_agent[:256] if user_agent else None,
+        ip=ip,
+    )
+    await session.insert()
+    return _pair(user_id=doc_id(user), session_id=doc_id(session), refresh=refresh, signer=signer)
+
+
+def _pair(
+    *, user_id: PydanticObjectId, session_id: PydanticObjectId, refresh: str, signer: TokenSigner
+) -> TokenPair:
+    access = signer.issue(user_id=str(user_id), session_id=str(session_id))
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=int(signer.lifetime.total_seconds()),
+    )
+
+
+async def login(
+    *,
+    email: str,
+    password: str,
+    user_agent: str | None,
+    ip: str | None,
+    settings: Settings,
+    hasher: PasswordHasher,
+    signer: TokenSigner,
+) -> TokenPair:
+    email = email.strip().lower()
+    await _check_lockout(email=email, settings=settings)
+    user = await User.find_one({"email": email})
+    ok, rehash = await hasher.verify(password, user.password_hash if user else None)
+    if user is None or not ok:
+        await _record_failure(email=email, settings=settings)
+        raise _invalid_credentials()
+    if not user.is_active:
+        raise AppError(403, "account_disabled", "This account has been deactivated")
+    await LoginAttempt.find({"email": email}).delete()
+    if rehash:
+        await User.get_pymongo_collection().update_one(
+            {"_id": user.id}, {"$set": {"password_hash": await hasher.hash(password)}}
+        )
+    return await _open_session(
+        user=user, user_agent=user_agent, ip=ip, settings=settings, signer=signer
+    )
+
+
+async def refresh(*, refresh_token: str, signer: TokenSigner) -> TokenPair:
+    now = clock.now()
+    presented = hash_refresh_token(refresh_token)
+    renewed = new_refresh_token()
+    raw = await Session.get_pymongo_collection().find_one_and_update(
+        {"refresh_hash": presented, "revoked_at": None, "expires_at": {"$gt": now}},
+        {
+            "$set": {"refresh_hash": hash_refresh_token(renewed), "last_used_at": now},
+            "$push": {"previous_hashes": presented},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        # A rotated token seen again was copied: end the whole session it belongs to.
+        await Session.get_pymongo_collection().update_one(
+            {"previous_hashes": presented, "revoked_at": None}, {"$set": {"revoked_at": now}}
+        )
+        raise unauthorized("Invalid or expired refresh token", "invalid_token")
+    session = Session.model_validate(raw)
+    user = await User.get(session.user_id)
+    if user is None or not user.is_active:
+        raise unauthorized("Invalid or expired refresh token", "invalid_token")
+    return _pair(
+        user_id=session.user_id, session_id=doc_id(session), refresh=renewed, signer=signer
+    )
+
+
+async def authenticate(*, claims: AccessClaims) -> Authenticated:
+    """The user behind an access token, if its session is live and the user active."""
+    now = clock.now()
+    rejected = unauthorized("Invalid or expired token", "invalid_token")
+    if not ObjectId.is_valid(claims.session_id) or not ObjectId.is_valid(claims.user_id):
+        raise rejected
+    session = await Session.get(PydanticObjectId(claims.session_id))
+    if (
+        session is None
+        or str(session.user_id) != claims.user_id
+        or session.revoked_at is not None
+        or session.expires_at <= now
+    ):
+        raise rejected
+    user = await User.get(session.user_id)
+    if user is None or not user.is_active:
+        raise rejected
+    if now - session.last_used_at > timedelta(minutes=1):
+        # At most one write a minute per session, however busy it is.
+        await Session.get_pymongo_collection().update_one(
+            {"_id": session.id, "last_used_at": {"$lt": now - timedelta(minutes=1)}},
+            {"$set": {"last_used_at": now}},
+        )
+    return Authenticated(user=user, session_id=doc_id(session))
+
+
+async def logout(*, session_id: PydanticObjectId) -> None:
+    await Session.get_pymongo_collection().update_one(
+        {"_id": session_id, "revoked_at": None}, {"$set": {"revoked_at": clock.now()}}
+    )
+
+
+async def list_sessions(
+    *, user_id: PydanticObjectId, skip: int, limit: int
+) -> tuple[list[Session], int]:
+    live = {"user_id": user_id, "revoked_at": None, "expires_at": {"$gt": clock.now()}}
+    total = await Session.find(live).count()
+    sessions = (
+        await Session.find(live).sort("-created_at", "-_id").skip(skip).limit(limit).to_list()
+    )
+    return sessions, total
+
+
+async def revoke_session(*, user_id: PydanticObjectId, session_id: PydanticObjectId) -> None:
+    result = await Session.get_pymongo_collection().update_one(
+        {"_id": session_id, "user_id": user_id, "revoked_at": None},
+        {"$set": {"revoked_at": clock.now()}},
+    )
+    if result.matched_count == 0:
+        raise not_found("Session")
+
+
+async def revoke_all(*, user_id: PydanticObjectId, keep: PydanticObjectId | None = None) -> None:
+    query: dict[str, object] = {"user_id": user_id, "revoked_at": None}
+    if keep is not None:
+        query["_id"] = {"$ne": keep}
+    await Session.get_pymongo_collection().update_many(query, {"$set": {"revoked_at": clock.now()}})

@@ -1,0 +1,62 @@
+from datetime import date, datetime
+
+from beanie import Document
+from pydantic import BaseModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+
+class StoredFile(BaseModel):
+    """A cover or document kept by the storage backend under a generated key."""
+
+    key: str
+    filename: str
+    size: int
+    content_type: str
+    sha256: str
+    uploaded_at: datetime
+
+
+class Book(Document):
+    title: str
+    authors: list[str]
+    isbn: str  # ISBN-13, digits only
+    published_date: date | None = None
+    genres: list[str] = []
+    description: str | None = None
+    publisher: str | None = None
+    language: str | None = None
+    page_count: int | None = None
+
+    # Copy counters, moved only by single-document atomic updates:
+    # available_copies == total_copies - loaned_copies - held_copies, always.
+    total_copies: int = 1
+    available_copies: int = 1
+    loaned_copies: int = 0
+    held_copies: int = 0
+    loans_ever: int = 0
+
+    # Lower-cased, accent-free words of the title, authors and ISBN, for prefix search.
+    search_terms: list[str] = []
+    title_key: str = ""
+    genre_keys: list[str] = []
+
+    cover: StoredFile | None = None
+    document: StoredFile | None = None
+
+    created_at: datetime
+    updated_at: datetime
+
+    class Settings:
+        name = "books"
+        indexes = [
+            IndexModel([("isbn", ASCENDING)], unique=True, name="isbn_unique"),
+            IndexModel([("search_terms", ASCENDING)], name="search_terms"),
+            IndexModel([("title_key", ASCENDING), ("_id", ASCENDING)], name="by_title"),
+            IndexModel([("published_date", ASCENDING), ("_id", ASCENDING)], name="by_published"),
+            IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)], name="by_created"),
+            IndexModel([("genre_keys", ASCENDING)], name="genres"),
+            IndexModel([("loans_ever", DESCENDING)], name="most_borrowed"),
+        ]
+
+
+DOCUMENTS = [Book]

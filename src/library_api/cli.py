@@ -1,0 +1,132 @@
+"""`library-api serve | create-admin | seed-demo`."""
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+from pydantic import ValidationError
+
+from .config import ConfigError, Settings, get_settings, resolve_jwt_secret
+from .db import Database, DatabaseUnreachableError
+from .middleware import configure_logging
+from .security import PasswordHasher
+
+
+def _fail(message: str) -> None:
+    print(f"library-api: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+        resolve_jwt_secret(settings)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid configuration: {errors}")
+        raise
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise
+    return settings
+
+
+async def _with_database(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
+    database = Database(settings)
+    await database.connect()
+    try:
+        await work(database)
+    finally:
+        await database.close()
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> None:
+    try:
+        asyncio.run(_with_database(settings, work))
+    except DatabaseUnreachableError as exc:
+        _fail(str(exc))
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if settings.mongodb_url:
+        # Fail here, in one line, rather than in a traceback from inside the server.
+        _run(settings, lambda _: asyncio.sleep(0))
+    uvicorn.run(
+        "library_api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        reload=args.reload,
+        proxy_headers=True,
+    )
+
+
+def create_admin(args: argparse.Namespace) -> None:
+    from .errors import AppError
+    from .users import service as users_service
+    from .users.models import Role
+
+    settings = _settings()
+    password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
+
+    async def work(_: Database) -> None:
+        try:
+            user = await users_service.create_user(
+                name=args.name,
+                email=args.email.strip().lower(),
+                password=password,
+                role=Role.admin,
+                hasher=PasswordHasher(settings),
+            )
+        except AppError as exc:
+            _fail(exc.detail)
+            return
+        print(f"created admin {user.email} ({user.id})")
+
+    _run(settings, work)
+
+
+def seed_demo(_: argparse.Namespace) -> None:
+    from .books.demo import seed
+
+    settings = _settings()
+
+    async def work(_: Database) -> None:
+        print(await seed(hasher=PasswordHasher(settings)))
+
+    _run(settings, work)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="library-api", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="run the HTTP service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--reload", action="store_true", help="restart on code changes")
+    p.set_defaults(handler=serve)
+
+    p = commands.add_parser("create-admin", help="create an admin account")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", required=True)
+    p.set_defaults(handler=create_admin)
+
+    p = commands.add_parser("seed-demo", help="load a small demo catalogue and accounts")
+    p.set_defaults(handler=seed_demo)
+
+    args = parser.parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

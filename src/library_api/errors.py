@@ -1,0 +1,99 @@
+"""One error type for the whole service and the handlers that render it as `{detail, code}`."""
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("library_api")
+
+
+class AppError(Exception):
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    code: str
+
+
+def not_found(what: str) -> AppError:
+    return AppError(404, "not_found", f"{what} not found")
+
+
+def unauthorized(detail: str = "Not authenticated", code: str = "not_authenticated") -> AppError:
+    return AppError(401, code, detail, {"WWW-Authenticate": "Bearer"})
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing, invalid or expired credentials",
+    403: "The caller's role is too low",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "File too large",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
+    429: "Too many attempts",
+    503: "The database cannot be reached",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can answer with."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in (*statuses, 503)}
+
+
+def _json(
+    status: int, detail: object, code: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return _json(exc.status, exc.detail, exc.code, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _json(422, jsonable_encoder(exc.errors()), "validation_error")
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    return _json(exc.status_code, str(exc.detail), code, exc.headers)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return _json(503, "The database cannot be reached; try again shortly", "database_unavailable")
+
+
+async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+    return _json(500, "Internal server error", "internal_error")
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ConnectionFailure, _database_down)
+    app.add_exception_handler(ServerSelectionTimeoutError, _database_down)
+    app.add_exception_handler(Exception, _internal_error)

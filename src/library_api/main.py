@@ -1,0 +1,145 @@
+"""The ASGI application: `create_app()` builds it; nothing runs at import time."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
+
+from . import __version__
+from .auth.router import router as auth_router
+from .books.router import router as books_router
+from .config import Settings, get_settings, resolve_jwt_secret
+from .db import Database
+from .deps import Runtime
+from .errors import ErrorBody, install_handlers
+from .files.router import router as files_router
+from .loans.router import router as loans_router
+from .middleware import RequestContextMiddleware, configure_logging
+from .notifications.router import router as notifications_router
+from .reservations.router import router as reservations_router
+from .security import PasswordHasher, TokenSigner
+from .stats.router import router as stats_router
+from .users import service as users_service
+from .users.router import router as users_router
+
+logger = logging.getLogger("library_api")
+
+DESCRIPTION = """
+The backend a library runs its catalogue, members and lending on.
+
+Authenticate with `POST /api/v1/auth/login` (the **Authorize** button works: the email
+goes in *username*) and send `Authorization: Bearer <access_token>`.
+Every error is `{"detail": ..., "code": ...}` with a stable `code`.
+"""
+
+
+class Status(BaseModel):
+    status: str
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    configure_logging(settings.log_level)
+    signer = TokenSigner(
+        resolve_jwt_secret(settings), timedelta(minutes=settings.access_token_minutes)
+    )
+    database = Database(settings)
+    await database.connect()
+    runtime = Runtime(
+        settings=settings, database=database, hasher=PasswordHasher(settings), signer=signer
+    )
+    app.state.runtime = runtime
+    try:
+        if settings.admin_email and settings.admin_password:
+            created = await users_service.ensure_admin(
+                email=settings.admin_email, password=settings.admin_password, hasher=runtime.hasher
+            )
+            if created is not None:
+                logger.info("created the first admin, %s", created.email)
+        yield
+    finally:
+        await database.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPIOffline(
+        title="Library API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    install_handlers(app)
+
+    api = APIRouter(prefix="/api/v1")
+    for router in (
+        auth_router,
+        users_router,
+        books_router,
+        files_router,
+        loans_router,
+        reservations_router,
+        notifications_router,
+        stats_router,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+
+    @app.get("/health", response_model=Status, tags=["operations"], summary="Liveness")
+    async def health() -> Status:
+        return Status(status="ok")
+
+    @app.get(
+        "/ready",
+        response_model=Status,
+        tags=["operations"],
+        responses={503: {"model": ErrorBody, "description": "The database cannot be reached"}},
+        summary="Readiness: the database answers",
+    )
+    async def ready() -> Status | JSONResponse:
+        runtime: Runtime = app.state.runtime
+        if await runtime.database.ping():
+            return Status(status="ok")
+        return JSONResponse(
+            {"detail": "The database cannot be reached", "code": "database_unavailable"},
+            status_code=503,
+        )
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "Range"],
+        expose_headers=[
+            "X-Request-ID",
+            "Retry-After",
+            "ETag",
+            "Content-Disposition",
+            "Content-Range",
+            "Accept-Ranges",
+        ],
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `library_api.main:app` for ASGI servers, built on first access rather than at import.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

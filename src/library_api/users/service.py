@@ -1,0 +1,138 @@
+"""Accounts: creation, profiles and administration."""
+
+import re
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from .. import clock
+from ..auth import passwords
+from ..auth import service as auth_service
+from ..db import doc_id
+from ..errors import AppError, not_found
+from ..loans.models import Loan, LoanStatus
+from ..security import PasswordHasher
+from .models import Role, User
+
+
+def check_strength(password: str) -> None:
+    if passwords.is_common(password):
+        raise AppError(422, "weak_password", "This password is too common; choose another")
+
+
+async def create_user(
+    *, name: str, email: str, password: str, role: Role, hasher: PasswordHasher
+) -> User:
+    check_strength(password)
+    user = User.new(name=name, email=email, password_hash=await hasher.hash(password), role=role)
+    try:
+        await user.insert()
+    except DuplicateKeyError:
+        raise AppError(409, "email_taken", "An account with this email already exists") from None
+    return user
+
+
+async def ensure_admin(*, email: str, password: str, hasher: PasswordHasher) -> User | None:
+    """Create the first admin, only while the service has none."""
+    if await User.find_one({"role": Role.admin}) is not None:
+        return None
+    return await create_user(
+        name="Administrator",
+        email=email.strip().lower(),
+        password=password,
+        role=Role.admin,
+        hasher=hasher,
+    )
+
+
+async def get_user(*, user_id: PydanticObjectId) -> User:
+    user = await User.get(user_id)
+    if user is None:
+        raise not_found("User")
+    return user
+
+
+async def loan_counts(*, user_id: PydanticObjectId) -> tuple[int, int]:
+    """(active loans, overdue loans) of a user."""
+    active = {"user_id": user_id, "status": LoanStatus.active}
+    total = await Loan.find(active).count()
+    overdue = await Loan.find({**active, "due_at": {"$lt": clock.now()}}).count() if total else 0
+    return total, overdue
+
+
+async def list_users(
+    *, q: str | None, role: Role | None, skip: int, limit: int
+) -> tuple[list[User], int]:
+    query: dict[str, Any] = {}
+    if q:
+        pattern = {"$regex": re.escape(q.strip()), "$options": "i"}
+        query["$or"] = [{"name": pattern}, {"email": pattern}]
+    if role is not None:
+        query["role"] = role
+    found = User.find(query)
+    total = await found.count()
+    users = await User.find(query).sort("created_at", "_id").skip(skip).limit(limit).to_list()
+    return users, total
+
+
+async def _update(user_id: PydanticObjectId, changes: dict[str, Any]) -> User:
+    raw = await User.get_pymongo_collection().find_one_and_update(
+        {"_id": user_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
+    )
+    if raw is None:
+        raise not_found("User")
+    user: User = User.model_validate(raw)
+    return user
+
+
+async def rename(*, user: User, name: str) -> User:
+    return await _update(doc_id(user), {"name": name})
+
+
+async def change_password(
+    *,
+    user: User,
+    session_id: PydanticObjectId,
+    current_password: str,
+    new_password: str,
+    hasher: PasswordHasher,
+) -> None:
+    ok, _ = await hasher.verify(current_password, user.password_hash)
+    if not ok:
+        raise AppError(400, "invalid_password", "The current password is wrong")
+    check_strength(new_password)
+    await _update(doc_id(user), {"password_hash": await hasher.hash(new_password)})
+    await auth_service.revoke_all(user_id=doc_id(user), keep=session_id)
+
+
+async def administer(
+    *, user_id: PydanticObjectId, name: str | None, role: Role | None, is_active: bool | None
+) -> User:
+    """Apply an admin's changes; deactivating ends every session of the user."""
+    target = await get_user(user_id=user_id)
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = name
+    if role is not None:
+        changes["role"] = role
+    if is_active is not None:
+        changes["is_active"] = is_active
+    stays_admin = changes.get("role", target.role) == Role.admin and changes.get(
+        "is_active", target.is_active
+    )
+    if target.role == Role.admin and target.is_active and not stays_admin:
+        others = await User.find(
+            {"_id": {"$ne": user_id}, "role": Role.admin, "is_active": True}
+        ).count()
+        if others == 0:
+            raise AppError(
+                409, "last_admin", "The last active admin cannot be demoted or deactivated"
+            )
+    if not changes:
+        return target
+    updated = await _update(user_id, changes)
+    if target.is_active and not updated.is_active:
+        await auth_service.revoke_all(user_id=user_id)
+    return updated
