@@ -10,6 +10,7 @@ from .auth import service as auth_service
 from .config import Settings
 from .db import Database
 from .errors import AppError, unauthorized
+from .files.storage import Storage
 from .security import InvalidTokenError, PasswordHasher, TokenSigner
 from .users.models import Role, User
 
@@ -22,6 +23,7 @@ class Runtime:
     database: Database
     hasher: PasswordHasher
     signer: TokenSigner
+    storage: Storage
 
 
 def _runtime(request: Request) -> Runtime:

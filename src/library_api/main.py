@@ -20,6 +20,7 @@ from .db import Database
 from .deps import Runtime
 from .errors import ErrorBody, install_handlers
 from .files.router import router as files_router
+from .files.storage import open_storage
 from .loans.router import router as loans_router
 from .middleware import RequestContextMiddleware, configure_logging
 from .notifications.router import router as notifications_router
@@ -58,7 +59,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = Database(settings)
     await database.connect()
     runtime = Runtime(
-        settings=settings, database=database, hasher=PasswordHasher(settings), signer=signer
+        settings=settings,
+        database=database,
+        hasher=PasswordHasher(settings),
+        signer=signer,
+        storage=open_storage(settings, database),
     )
     app.state.runtime = runtime
     try:
