@@ -1,5 +1,63 @@
-"""Beanie documents of this domain."""
+from datetime import datetime
+from enum import StrEnum
 
-from beanie import Document
+from beanie import Document, PydanticObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
-DOCUMENTS: list[type[Document]] = []
+
+class NotificationKind(StrEnum):
+    due_soon = "due_soon"
+    overdue = "overdue"
+    reservation_ready = "reservation_ready"
+
+
+class Notification(Document):
+    # "<kind>:<loan or reservation id>": the unique index makes a second copy impossible,
+    # whichever scan, request or API instance tries to create it.
+    key: str
+    user_id: PydanticObjectId
+    kind: NotificationKind
+    loan_id: PydanticObjectId | None = None
+    reservation_id: PydanticObjectId | None = None
+    message: str
+    created_at: datetime
+    read_at: datetime | None = None
+
+    # Mail delivery. `next_mail_at` is when a send may next be tried; None once mailed or
+    # given up. A sender claims the notification (`mail_claim` + `mail_claimed_until`) with a
+    # conditional update before talking to the SMTP server, so two senders never both send.
+    next_mail_at: datetime | None = None
+    mailed_at: datetime | None = None
+    mail_attempts: int = 0
+    mail_claim: str | None = None
+    mail_claimed_until: datetime | None = None
+    mail_error: str | None = None
+
+    class Settings:
+        name = "notifications"
+        indexes = [
+            IndexModel([("key", ASCENDING)], unique=True, name="one_per_kind_and_subject"),
+            IndexModel(
+                [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+                name="by_user_newest",
+            ),
+            IndexModel([("next_mail_at", ASCENDING)], name="mail_queue"),
+        ]
+
+    @staticmethod
+    def key_for(kind: NotificationKind, subject_id: PydanticObjectId) -> str:
+        return f"{kind.value}:{subject_id}"
+
+
+class Lease(Document):
+    """A named lock with an expiry, so one API instance at a time runs a periodic job."""
+
+    id: str  # type: ignore[assignment]
+    holder: str
+    expires_at: datetime
+
+    class Settings:
+        name = "leases"
+
+
+DOCUMENTS: list[type[Document]] = [Notification, Lease]
