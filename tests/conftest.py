@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,8 @@ def running_app(
     """Another app on the same database with other settings; the main app is re-bound after."""
     with TestClient(create_app(make_settings(**overrides))) as other:
         yield other
-    main.portal.call(main.app.state.runtime.database.bind, False)  # type: ignore[union-attr, attr-defined]
+    database = main.app.state.runtime.database  # type: ignore[attr-defined]
+    main.portal.call(partial(database.bind, indexes=False))  # type: ignore[union-attr]
 
 
 @pytest.fixture
