@@ -24,6 +24,7 @@ from .files.storage import open_storage
 from .loans.router import router as loans_router
 from .middleware import RequestContextMiddleware, configure_logging
 from .notifications.router import router as notifications_router
+from .notifications.scheduler import start_scanner, stop_scanner
 from .reservations.router import router as reservations_router
 from .security import PasswordHasher, TokenSigner
 from .stats.router import router as stats_router
@@ -66,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         storage=open_storage(settings, database),
     )
     app.state.runtime = runtime
+    scanner = None
     try:
         if settings.admin_email and settings.admin_password:
             created = await users_service.ensure_admin(
@@ -73,8 +75,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
             if created is not None:
                 logger.info("created the first admin, %s", created.email)
+        scanner = start_scanner(settings=settings)
         yield
     finally:
+        await stop_scanner(scanner)
         await database.close()
 
 

@@ -1,16 +1,25 @@
 """Notifications: created at hand-overs and by the periodic scan, read by their owner."""
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
 
+import aiosmtplib
 from beanie import PydanticObjectId
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .. import clock
 from ..books.models import Book
+from ..config import Settings
 from ..db import doc_id
-from ..reservations.models import Reservation
-from .models import Notification, NotificationKind
+from ..errors import not_found
+from ..loans.models import Loan, LoanStatus
+from ..reservations.models import Reservation, ReservationStatus
+from ..users.models import User
+from . import mailer
+from .models import Lease, Notification, NotificationKind
 
 logger = logging.getLogger("library_api")
 
@@ -75,3 +84,297 @@ async def announce_ready(*, reservation: Reservation) -> None:
         )
     except PyMongoError:
         logger.exception("could not store the reservation_ready notification; the scan will")
+
+
+# --- the scan -------------------------------------------------------------------------
+
+DUE_SOON_WINDOW = timedelta(hours=24)
+_BATCH = 200
+
+
+def due_soon_message(title: str, due_at: datetime) -> str:
+    return f'"{title}" is due back on {_when(due_at)}. Return or renew it by then.'
+
+
+def overdue_message(title: str, due_at: datetime) -> str:
+    return f'"{title}" was due back on {_when(due_at)} and is overdue. Please return it.'
+
+
+async def _existing_keys(keys: list[str]) -> set[str]:
+    found = Notification.get_pymongo_collection().find({"key": {"$in": keys}}, {"key": 1})
+    return {raw["key"] async for raw in found}
+
+
+async def _notify_loans(*, kind: NotificationKind, query: dict[str, Any]) -> int:
+    describe = due_soon_message if kind is NotificationKind.due_soon else overdue_message
+    fields = {"user_id": 1, "book_title": 1, "due_at": 1}
+    loans = Loan.get_pymongo_collection().find(query, fields).sort("_id", 1)
+    created = 0
+    batch: list[dict[str, Any]] = []
+
+    async def flush() -> int:
+        # Read first, insert only what is missing: a rescan costs reads, not failed writes.
+        keys = {Notification.key_for(kind, raw["_id"]): raw for raw in batch}
+        done = await _existing_keys(list(keys))
+        count = 0
+        for key, raw in keys.items():
+            if key not in done and await _create(
+                kind=kind,
+                user_id=raw["user_id"],
+                loan_id=raw["_id"],
+                message=describe(raw["book_title"], raw["due_at"]),
+            ):
+                count += 1
+        batch.clear()
+        return count
+
+    async for raw in loans:
+        batch.append(raw)
+        if len(batch) >= _BATCH:
+            created += await flush()
+    if batch:
+        created += await flush()
+    return created
+
+
+async def _notify_ready_holds() -> int:
+    """The safety net for hand-overs whose `announce_ready` did not get through."""
+    fields = {"user_id": 1, "book_id": 1, "ready_until": 1}
+    holds = await (
+        Reservation.get_pymongo_collection()
+        .find({"status": ReservationStatus.ready}, fields)
+        .to_list()
+    )
+    if not holds:
+        return 0
+    keys = {Notification.key_for(NotificationKind.reservation_ready, h["_id"]): h for h in holds}
+    done = await _existing_keys(list(keys))
+    missing = [h for key, h in keys.items() if key not in done]
+    titles = {
+        raw["_id"]: str(raw["title"])
+        async for raw in Book.get_pymongo_collection().find(
+            {"_id": {"$in": list({h["book_id"] for h in missing})}}, {"title": 1}
+        )
+    }
+    created = 0
+    for hold in missing:
+        title = titles.get(hold["book_id"], "The book")
+        if await _create(
+            kind=NotificationKind.reservation_ready,
+            user_id=hold["user_id"],
+            reservation_id=hold["_id"],
+            message=ready_message(title, hold.get("ready_until")),
+        ):
+            created += 1
+    return created
+
+
+async def scan(*, settings: Settings) -> int:
+    """Expire lapsed holds, create every missing notification, mail what is pending.
+
+    Returns how many notifications this call created. A loan that is already past due
+    gets `overdue` only: a `due_soon` after the due time would tell the reader nothing.
+    """
+    # Imported here: the reservations service imports this module for `announce_ready`.
+    from ..reservations import service as reservations_service
+
+    await reservations_service.expire_holds()
+    now = clock.now()
+    active = {"status": LoanStatus.active}
+    created = await _notify_loans(
+        kind=NotificationKind.overdue, query={**active, "due_at": {"$lt": now}}
+    )
+    created += await _notify_loans(
+        kind=NotificationKind.due_soon,
+        query={**active, "due_at": {"$gte": now, "$lte": now + DUE_SOON_WINDOW}},
+    )
+    created += await _notify_ready_holds()
+    if settings.smtp_url:
+        await send_pending_mail(settings=settings)
+    return created
+
+
+# --- mail -----------------------------------------------------------------------------
+
+MAIL_BATCH = 50
+# A claim outlives any SMTP timeout; after it a crashed sender's notification is tried again.
+MAIL_CLAIM = timedelta(minutes=10)
+MAX_MAIL_ATTEMPTS = 8
+# Older notifications are not mailed any more (e.g. a backlog from before SMTP_URL was set).
+MAIL_MAX_AGE = timedelta(days=7)
+
+_SUBJECTS = {
+    NotificationKind.due_soon: "A loan is due soon",
+    NotificationKind.overdue: "A loan is overdue",
+    NotificationKind.reservation_ready: "Your reservation is ready",
+}
+
+
+def mail_backoff(attempts: int) -> timedelta:
+    """Wait before attempt `attempts + 1`: 5 min, 10 min, 20 min, … at most 6 h."""
+    return min(timedelta(minutes=5) * (1 << max(attempts - 1, 0)), timedelta(hours=6))
+
+
+async def _claim_for_mail(token: str) -> Notification | None:
+    now = clock.now()
+    raw = await Notification.get_pymongo_collection().find_one_and_update(
+        {
+            "next_mail_at": {"$lte": now},
+            "mailed_at": None,
+            "created_at": {"$gte": now - MAIL_MAX_AGE},
+            "$or": [{"mail_claimed_until": None}, {"mail_claimed_until": {"$lt": now}}],
+        },
+        {
+            "$set": {"mail_claim": token, "mail_claimed_until": now + MAIL_CLAIM},
+            "$inc": {"mail_attempts": 1},
+        },
+        sort=[("next_mail_at", 1)],
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        return None
+    notification: Notification = Notification.model_validate(raw)
+    return notification
+
+
+async def _settle(notification: Notification, token: str, changes: dict[str, Any]) -> None:
+    """Record how a claimed send ended, unless the claim was lost meanwhile."""
+    await Notification.get_pymongo_collection().update_one(
+        {"_id": notification.id, "mail_claim": token},
+        {"$set": {**changes, "mail_claim": None, "mail_claimed_until": None}},
+    )
+
+
+async def _mailed(notification: Notification, token: str) -> None:
+    await _settle(
+        notification, token, {"mailed_at": clock.now(), "next_mail_at": None, "mail_error": None}
+    )
+
+
+async def _failed(notification: Notification, token: str, error: str) -> None:
+    attempts = notification.mail_attempts
+    retry = None if attempts >= MAX_MAIL_ATTEMPTS else clock.now() + mail_backoff(attempts)
+    await _settle(notification, token, {"next_mail_at": retry, "mail_error": error[:500]})
+
+
+async def _recipients(user_ids: set[PydanticObjectId]) -> dict[PydanticObjectId, tuple[str, str]]:
+    found = User.get_pymongo_collection().find(
+        {"_id": {"$in": list(user_ids)}, "is_active": True}, {"email": 1, "name": 1}
+    )
+    return {raw["_id"]: (str(raw["email"]), str(raw["name"])) async for raw in found}
+
+
+async def send_pending_mail(*, settings: Settings) -> int:
+    """Mail the notifications due for mailing; returns how many went out. Never raises."""
+    if not settings.smtp_url:
+        return 0
+    try:
+        return await _send_pending(mailer.SmtpConfig.from_url(settings.smtp_url), settings)
+    except Exception:
+        logger.exception("mailing notifications failed; they stay queued")
+        return 0
+
+
+async def _send_pending(config: mailer.SmtpConfig, settings: Settings) -> int:
+    token = uuid4().hex
+    claimed: list[Notification] = []
+    while len(claimed) < MAIL_BATCH and (found := await _claim_for_mail(token)) is not None:
+        claimed.append(found)
+    if not claimed:
+        return 0
+    recipients = await _recipients({n.user_id for n in claimed})
+    sent = 0
+    pending = list(claimed)
+    try:
+        async with mailer.connect(config) as connection:
+            while pending:
+                notification = pending[0]
+                recipient = recipients.get(notification.user_id)
+                if recipient is None:
+                    # Deleted or deactivated reader: nothing to retry.
+                    await _settle(notification, token, {"next_mail_at": None})
+                    pending.pop(0)
+                    continue
+                message = mailer.compose(
+                    sender=settings.smtp_from,
+                    to=recipient[0],
+                    name=recipient[1],
+                    subject=_SUBJECTS[notification.kind],
+                    text=notification.message,
+                    date=clock.now(),
+                )
+                try:
+                    await connection.send(message)
+                except aiosmtplib.SMTPResponseException as exc:
+                    # The server refused this one message (e.g. a bad recipient); go on.
+                    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+                        raise
+                    await _failed(notification, token, str(exc))
+                else:
+                    await _mailed(notification, token)
+                    sent += 1
+                pending.pop(0)
+    except mailer.MAIL_ERRORS as exc:
+        logger.warning("SMTP server unavailable (%s); %d mails will be retried", exc, len(pending))
+        for notification in pending:
+            await _failed(notification, token, str(exc) or type(exc).__name__)
+    return sent
+
+
+# --- reading --------------------------------------------------------------------------
+
+
+async def list_notifications(
+    *, user_id: PydanticObjectId, unread: bool | None, skip: int, limit: int
+) -> tuple[list[Notification], int]:
+    query: dict[str, Any] = {"user_id": user_id}
+    if unread is True:
+        query["read_at"] = None
+    elif unread is False:
+        query["read_at"] = {"$ne": None}
+    total = await Notification.find(query).count()
+    items = (
+        await Notification.find(query).sort("-created_at", "-_id").skip(skip).limit(limit).to_list()
+    )
+    return items, total
+
+
+async def mark_read(
+    *, user_id: PydanticObjectId, notification_id: PydanticObjectId
+) -> Notification:
+    """Set `read_at` once; reading again returns the notification unchanged."""
+    collection = Notification.get_pymongo_collection()
+    mine = {"_id": notification_id, "user_id": user_id}
+    raw = await collection.find_one_and_update(
+        {**mine, "read_at": None},
+        {"$set": {"read_at": clock.now()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        raw = await collection.find_one(mine)
+    if raw is None:
+        raise not_found("Notification")
+    notification: Notification = Notification.model_validate(raw)
+    return notification
+
+
+# --- the lease that lets one instance at a time run the periodic scan -----------------
+
+
+async def take_lease(*, name: str, holder: str, ttl: timedelta) -> bool:
+    """Hold `name` for `ttl` if it is free, expired or already ours; one atomic upsert."""
+    now = clock.now()
+    try:
+        await Lease.get_pymongo_collection().update_one(
+            {"_id": name, "$or": [{"holder": holder}, {"expires_at": {"$lt": now}}]},
+            {"$set": {"holder": holder, "expires_at": now + ttl}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        # Someone else holds it: the filter missed, and the upsert hit the existing _id.
+        return False
+    return True
+
+
+async def release_lease(*, name: str, holder: str) -> None:
+    await Lease.get_pymongo_collection().delete_one({"_id": name, "holder": holder})
