@@ -116,11 +116,9 @@ def _clean(raw_db: Any, settings: Settings, _bootstrap_admin: dict[str, Any]) ->
 
 
 @contextmanager
-def running_app(
-    make_settings: Callable[..., Settings], main: TestClient, **overrides: Any
-) -> Iterator[TestClient]:
-    """Another app on the same database with other settings; the main app is re-bound after."""
-    with TestClient(create_app(make_settings(**overrides))) as other:
+def running_app(settings: Settings, main: TestClient) -> Iterator[TestClient]:
+    """Another app with its own settings; the main app is re-bound after."""
+    with TestClient(create_app(settings)) as other:
         yield other
     database = main.app.state.runtime.database  # type: ignore[attr-defined]
     main.portal.call(partial(database.bind, indexes=False))  # type: ignore[union-attr]
@@ -129,7 +127,17 @@ def running_app(
 @pytest.fixture
 def app_with(make_settings: Callable[..., Settings], _app_client: TestClient) -> Callable[..., Any]:
     def start(**overrides: Any) -> Any:
-        return running_app(make_settings, _app_client, **overrides)
+        return running_app(make_settings(**overrides), _app_client)
+
+    return start
+
+
+@pytest.fixture
+def app_from(_app_client: TestClient) -> Callable[[Settings], Any]:
+    """Like `app_with`, from settings built by the test itself (another database, say)."""
+
+    def start(settings: Settings) -> Any:
+        return running_app(settings, _app_client)
 
     return start
 
