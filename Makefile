@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	  echo "creating $(VENV) with $$python"; $$python -m venv $(VENV); \
 	fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
 	@touch $@
 
 run: $(STAMP)

@@ -64,8 +64,15 @@ class EmbeddedServer:
         return self.uri
 
     def _run(self, ready: threading.Event) -> None:
-        from mongoeco.engines.sqlite import SQLiteEngine
-        from mongoeco.wire import AsyncMongoEcoProxyServer
+        try:
+            from mongoeco.engines.sqlite import SQLiteEngine
+            from mongoeco.wire import AsyncMongoEcoProxyServer
+        except ImportError:
+            self._error = RuntimeError(
+                "mongoeco is not installed: pip install 'library-api[embedded]', or set MONGODB_URL"
+            )
+            ready.set()
+            return
 
         async def serve() -> None:
             self._stop = asyncio.Event()
