@@ -35,8 +35,13 @@ class Book(Document):
     held_copies: int = 0
     loans_ever: int = 0
 
-    # Lower-cased, accent-free words of the title, authors and ISBN, for prefix search.
+    # Lower-cased, accent-free words of the title, authors and ISBN, for prefix search
+    # (books/terms.py). search_terms is the union of the three others, so `q` needs one index
+    # and a PATCH of one field can rebuild it in the same update from the arrays it keeps.
     search_terms: list[str] = []
+    title_terms: list[str] = []
+    author_terms: list[str] = []
+    isbn_terms: list[str] = []
     title_key: str = ""
     genre_keys: list[str] = []
 
@@ -51,6 +56,8 @@ class Book(Document):
         indexes = [
             IndexModel([("isbn", ASCENDING)], unique=True, name="isbn_unique"),
             IndexModel([("search_terms", ASCENDING)], name="search_terms"),
+            IndexModel([("title_terms", ASCENDING)], name="title_terms"),
+            IndexModel([("author_terms", ASCENDING)], name="author_terms"),
             IndexModel([("title_key", ASCENDING), ("_id", ASCENDING)], name="by_title"),
             IndexModel([("published_date", ASCENDING), ("_id", ASCENDING)], name="by_published"),
             IndexModel([("created_at", ASCENDING), ("_id", ASCENDING)], name="by_created"),
