@@ -1,4 +1,4 @@
-"""`library-api serve | create-admin | seed-demo`."""
+"""`library-api serve | create-admin | seed-demo | check-consistency`."""
 
 import argparse
 import asyncio
@@ -106,6 +106,23 @@ def seed_demo(_: argparse.Namespace) -> None:
     _run(settings, work)
 
 
+def check_consistency(_: argparse.Namespace) -> None:
+    from .loans.service import check_consistency as find_drift
+
+    settings = _settings()
+    drift: list[str] = []
+
+    async def work(_: Database) -> None:
+        drift.extend(await find_drift())
+
+    _run(settings, work)
+    for line in drift:
+        print(line)
+    if drift:
+        _fail(f"{len(drift)} counter(s) drifted from the loans and reservations")
+    print("consistent: every copy and loan counter matches the loans and reservations")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="library-api", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +140,11 @@ def main(argv: list[str] | None = None) -> None:
 
     p = commands.add_parser("seed-demo", help="load a small demo catalogue and accounts")
     p.set_defaults(handler=seed_demo)
+
+    p = commands.add_parser(
+        "check-consistency", help="recompute copy and loan counters; exit 1 on drift"
+    )
+    p.set_defaults(handler=check_consistency)
 
     args = parser.parse_args(argv)
     args.handler(args)

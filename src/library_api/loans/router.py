@@ -1,3 +1,131 @@
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ..db import doc_id, object_id
+from ..deps import CurrentUser, LibrarianUser, RuntimeDep
+from ..errors import responses
+from ..pagination import Page, Pagination
+from . import service
+from .models import Loan
+from .schemas import BorrowRequest, LoanPublic
 
 router = APIRouter(tags=["loans"])
+
+IdFilter = Annotated[str | None, Query(pattern="^[0-9a-fA-F]{24}$")]
+
+
+def _page(paging: Pagination, loans: list[Loan], total: int) -> Page[LoanPublic]:
+    return paging.wrap([LoanPublic.of(loan) for loan in loans], total)
+
+
+@router.post(
+    "/books/{book_id}/borrow",
+    status_code=201,
+    response_model=LoanPublic,
+    responses=responses(401, 403, 404, 409),
+    summary="Borrow a copy (a librarian may check out for a member with `user_id`)",
+    description="`409` codes: `has_overdue_loans`, `already_borrowed`, `loan_limit_reached`, "
+    "`no_copies_available` (in that order of precedence); `account_disabled` when a librarian "
+    "names a deactivated account. A reader with a ready reservation gets the copy held for them.",
+)
+async def borrow_book(
+    book_id: str, user: CurrentUser, runtime: RuntimeDep, body: BorrowRequest | None = None
+) -> LoanPublic:
+    loan = await service.borrow(
+        book_id=object_id(book_id, "Book"),
+        actor=user,
+        user_id=object_id(body.user_id, "User") if body and body.user_id else None,
+        settings=runtime.settings,
+    )
+    return LoanPublic.of(loan)
+
+
+@router.post(
+    "/books/{book_id}/return",
+    response_model=LoanPublic,
+    responses=responses(401, 404, 409),
+    summary="Return your active loan of a book",
+)
+async def return_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> LoanPublic:
+    loan = await service.return_book(
+        book_id=object_id(book_id, "Book"), user=user, settings=runtime.settings
+    )
+    return LoanPublic.of(loan)
+
+
+@router.get(
+    "/loans/me",
+    response_model=Page[LoanPublic],
+    responses=responses(401),
+    summary="Your loans, newest first",
+)
+async def list_my_loans(
+    user: CurrentUser, paging: Pagination, status: service.LoanFilter | None = None
+) -> Page[LoanPublic]:
+    loans, total = await service.list_loans(
+        user_id=doc_id(user), book_id=None, status=status, skip=paging.skip, limit=paging.page_size
+    )
+    return _page(paging, loans, total)
+
+
+@router.get(
+    "/loans",
+    response_model=Page[LoanPublic],
+    responses=responses(401, 403),
+    summary="Find loans, newest first (librarian)",
+)
+async def list_loans(
+    _: LibrarianUser,
+    paging: Pagination,
+    user_id: IdFilter = None,
+    book_id: IdFilter = None,
+    status: service.LoanFilter | None = None,
+) -> Page[LoanPublic]:
+    loans, total = await service.list_loans(
+        user_id=object_id(user_id, "User") if user_id else None,
+        book_id=object_id(book_id, "Book") if book_id else None,
+        status=status,
+        skip=paging.skip,
+        limit=paging.page_size,
+    )
+    return _page(paging, loans, total)
+
+
+@router.get(
+    "/loans/{loan_id}",
+    response_model=LoanPublic,
+    responses=responses(401, 404),
+    summary="A loan (its reader or a librarian)",
+)
+async def get_loan(loan_id: str, user: CurrentUser) -> LoanPublic:
+    return LoanPublic.of(await service.get_loan(loan_id=object_id(loan_id, "Loan"), actor=user))
+
+
+@router.post(
+    "/loans/{loan_id}/return",
+    response_model=LoanPublic,
+    responses=responses(401, 404, 409),
+    summary="Return a loan (its reader or a librarian)",
+)
+async def return_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> LoanPublic:
+    loan = await service.return_loan(
+        loan_id=object_id(loan_id, "Loan"), actor=user, settings=runtime.settings
+    )
+    return LoanPublic.of(loan)
+
+
+@router.post(
+    "/loans/{loan_id}/renew",
+    response_model=LoanPublic,
+    responses=responses(401, 404, 409),
+    summary="Renew a loan (its reader or a librarian)",
+    description="`409` codes: `already_returned`, `renewal_limit_reached`, `loan_overdue` "
+    "(members only; a librarian may renew an overdue loan), `reserved_by_others` (another "
+    "reader is waiting for the book).",
+)
+async def renew_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> LoanPublic:
+    loan = await service.renew(
+        loan_id=object_id(loan_id, "Loan"), actor=user, settings=runtime.settings
+    )
+    return LoanPublic.of(loan)

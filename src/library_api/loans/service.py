@@ -1,0 +1,404 @@
+"""Circulation: borrowing, returning and renewing, and the counters they move.
+
+There are no transactions: every step is one conditional update on one document, taken in
+an order that never over-lends, and a borrow that fails part-way gives back what it took.
+The counters stay exact between requests; `check_consistency` recomputes them to prove it.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from .. import clock
+from ..books.models import Book
+from ..config import Settings
+from ..db import doc_id
+from ..errors import AppError, not_found
+from ..reservations import service as reservations
+from ..reservations.models import Reservation, ReservationStatus
+from ..users.models import Role, User
+from .models import Loan, LoanStatus
+
+logger = logging.getLogger("library_api")
+
+ACTIVE = LoanStatus.active.value
+_REFUSALS = {
+    "has_overdue_loans": "Return your overdue loans before borrowing more",
+    "already_borrowed": "This book is already on loan to this reader",
+    "loan_limit_reached": "The reader holds the maximum number of active loans",
+    "no_copies_available": "No copy of this book is available",
+}
+
+
+class LoanFilter(StrEnum):
+    active = "active"
+    returned = "returned"
+    overdue = "overdue"  # active and past its due date
+
+
+def _refused(code: str) -> AppError:
+    return AppError(409, code, _REFUSALS[code])
+
+
+async def _book_exists(book_id: PydanticObjectId) -> bool:
+    return await Book.get_pymongo_collection().find_one({"_id": book_id}, {"_id": 1}) is not None
+
+
+async def _has_active_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
+    found = await Loan.get_pymongo_collection().find_one(
+        {"user_id": user_id, "book_id": book_id, "status": ACTIVE}, {"_id": 1}
+    )
+    return found is not None
+
+
+async def _has_overdue(user_id: PydanticObjectId, now: datetime) -> bool:
+    found = await Loan.get_pymongo_collection().find_one(
+        {"user_id": user_id, "status": ACTIVE, "due_at": {"$lt": now}}, {"_id": 1}
+    )
+    return found is not None
+
+
+async def _take_slot(user_id: PydanticObjectId, limit: int) -> bool:
+    taken = await User.get_pymongo_collection().update_one(
+        {"_id": user_id, "active_loans": {"$lt": limit}}, {"$inc": {"active_loans": 1}}
+    )
+    return taken.modified_count == 1
+
+
+async def _release_slot(user_id: PydanticObjectId) -> None:
+    await User.get_pymongo_collection().update_one(
+        {"_id": user_id, "active_loans": {"$gt": 0}}, {"$inc": {"active_loans": -1}}
+    )
+
+
+async def _slot_unless_overdue(borrower: User, now: datetime, limit: int) -> tuple[bool, bool]:
+    """(has overdue loans, took a loan slot), both asked at once.
+
+    The counter only ever runs ahead of the real active loans (taken before the loan is
+    written, given back after it is returned), so a reader whose counter was 0 when the
+    request began has no loan older than this request, hence none overdue.
+    """
+    user_id = doc_id(borrower)
+    if borrower.active_loans == 0:
+        return False, await _take_slot(user_id, limit)
+    overdue, slot = await asyncio.gather(
+        _has_overdue(user_id, now), _take_slot(user_id, limit), return_exceptions=True
+    )
+    if isinstance(overdue, BaseException):
+        if slot is True:
+            await _release_slot(user_id)
+        raise overdue
+    if isinstance(slot, BaseException):
+        raise slot
+    return overdue, slot
+
+
+_BOOK_FIELDS = {"title": 1, "held_copies": 1}
+
+
+async def _take_copy(
+    *, book_id: PydanticObjectId, user_id: PydanticObjectId
+) -> tuple[dict[str, Any], PydanticObjectId | None] | None:
+    """Take a shelf copy, or the reader's held one; (book, fulfilled reservation) or None."""
+    books = Book.get_pymongo_collection()
+    book = await books.find_one_and_update(
+        {"_id": book_id, "available_copies": {"$gt": 0}},
+        {"$inc": {"available_copies": -1, "loaned_copies": 1, "loans_ever": 1}},
+        projection=_BOOK_FIELDS,
+        return_document=ReturnDocument.AFTER,
+    )
+    if book is not None and book["held_copies"] == 0:
+        return book, None
+    hold = await reservations.claim_ready(book_id=book_id, user_id=user_id)
+    if book is not None:
+        if hold is not None:
+            # The reader's own held copy is the one to lend: the shelf copy goes back.
+            await books.update_one(
+                {"_id": book_id}, {"$inc": {"available_copies": 1, "held_copies": -1}}
+            )
+        return book, hold
+    if hold is None:
+        return None
+    book = await books.find_one_and_update(
+        {"_id": book_id, "held_copies": {"$gt": 0}},
+        {"$inc": {"held_copies": -1, "loaned_copies": 1, "loans_ever": 1}},
+        projection=_BOOK_FIELDS,
+        return_document=ReturnDocument.AFTER,
+    )
+    if book is None:
+        await reservations.unclaim(reservation_id=hold)
+        return None
+    return book, hold
+
+
+async def _give_back_copy(book_id: PydanticObjectId, hold: PydanticObjectId | None) -> None:
+    if hold is None:
+        back = {"available_copies": 1, "loaned_copies": -1, "loans_ever": -1}
+    else:
+        back = {"held_copies": 1, "loaned_copies": -1, "loans_ever": -1}
+    await Book.get_pymongo_collection().update_one({"_id": book_id}, {"$inc": back})
+    if hold is not None:
+        await reservations.unclaim(reservation_id=hold)
+
+
+async def _refusal(book_id: PydanticObjectId, user_id: PydanticObjectId, code: str) -> AppError:
+    """The most useful reason for a refused borrow, `code` unless a better one applies."""
+    if not await _book_exists(book_id):
+        return not_found("Book")
+    if code != "has_overdue_loans" and await _has_active_loan(user_id=user_id, book_id=book_id):
+        return _refused("already_borrowed")
+    return _refused(code)
+
+
+async def _borrower(*, actor: User, user_id: PydanticObjectId | None) -> User:
+    if user_id is None or user_id == actor.id:
+        return actor
+    if not actor.role.at_least(Role.librarian):
+        raise AppError(403, "forbidden", "A member may only borrow for itself")
+    user = await User.get(user_id)
+    if user is None:
+        raise not_found("User")
+    if not user.is_active:
+        raise AppError(409, "account_disabled", "This account has been deactivated")
+    return user
+
+
+async def borrow(
+    *,
+    book_id: PydanticObjectId,
+    actor: User,
+    user_id: PydanticObjectId | None,
+    settings: Settings,
+) -> Loan:
+    """Lend a copy to the actor (or, for a librarian, to `user_id`).
+
+    Three round trips in the common case: the reader's loan slot (with the overdue check
+    beside it), a copy, the loan itself.
+    """
+    borrower = await _borrower(actor=actor, user_id=user_id)
+    reader = doc_id(borrower)
+    now = clock.now()
+    undo: list[Callable[[], Awaitable[None]]] = []
+    try:
+        overdue, slot = await _slot_unless_overdue(borrower, now, settings.max_active_loans)
+        if slot:
+            undo.append(lambda: _release_slot(reader))
+        if overdue or not slot:
+            code = "has_overdue_loans" if overdue else "loan_limit_reached"
+            raise await _refusal(book_id, reader, code)
+        taken = await _take_copy(book_id=book_id, user_id=reader)
+        if taken is None and await reservations.expire_book_holds(
+            book_id=book_id, settings=settings
+        ):
+            # A lapsed hold was keeping a copy; it has moved on, maybe to the shelf or to us.
+            taken = await _take_copy(book_id=book_id, user_id=reader)
+        if taken is None:
+            raise await _refusal(book_id, reader, "no_copies_available")
+        book, hold = taken
+        undo.append(lambda: _give_back_copy(book_id, hold))
+        loan = Loan(
+            book_id=book_id,
+            user_id=reader,
+            book_title=book["title"],
+            borrowed_at=now,
+            due_at=now + timedelta(days=settings.loan_days),
+        )
+        try:
+            await loan.insert()
+        except DuplicateKeyError:
+            raise _refused("already_borrowed") from None
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                await step()
+            except Exception:
+                logger.exception("could not undo a borrow step; check-consistency shows the drift")
+        raise
+    return loan
+
+
+async def _close(query: dict[str, Any]) -> Loan | None:
+    raw = await Loan.get_pymongo_collection().find_one_and_update(
+        {**query, "status": ACTIVE},
+        {"$set": {"status": LoanStatus.returned.value, "returned_at": clock.now()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if raw is None else Loan.model_validate(raw)
+
+
+async def _hand_on(loan: Loan, settings: Settings) -> None:
+    """After a return: the reader's slot frees, the copy goes to the queue or the shelf."""
+
+    async def copy() -> None:
+        await Book.get_pymongo_collection().update_one(
+            {"_id": loan.book_id}, {"$inc": {"loaned_copies": -1, "held_copies": 1}}
+        )
+        await reservations.place_held_copy(book_id=loan.book_id, settings=settings)
+
+    await asyncio.gather(_release_slot(loan.user_id), copy())
+
+
+async def return_book(*, book_id: PydanticObjectId, user: User, settings: Settings) -> Loan:
+    """Return the caller's active loan of a book."""
+    loan = await _close({"book_id": book_id, "user_id": doc_id(user)})
+    if loan is None:
+        if not await _book_exists(book_id):
+            raise not_found("Book")
+        raise AppError(409, "no_active_loan", "You have no active loan of this book")
+    await _hand_on(loan, settings)
+    return loan
+
+
+def _owned(query: dict[str, Any], actor: User) -> dict[str, Any]:
+    if not actor.role.at_least(Role.librarian):
+        return {**query, "user_id": doc_id(actor)}
+    return query
+
+
+async def get_loan(*, loan_id: PydanticObjectId, actor: User) -> Loan:
+    """A loan its owner or a librarian may see; anyone else is told it does not exist."""
+    raw = await Loan.get_pymongo_collection().find_one(_owned({"_id": loan_id}, actor))
+    if raw is None:
+        raise not_found("Loan")
+    loan: Loan = Loan.model_validate(raw)
+    return loan
+
+
+def _already_returned() -> AppError:
+    return AppError(409, "already_returned", "This loan has been returned")
+
+
+async def return_loan(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -> Loan:
+    loan = await _close(_owned({"_id": loan_id}, actor))
+    if loan is None:
+        await get_loan(loan_id=loan_id, actor=actor)
+        raise _already_returned()
+    await _hand_on(loan, settings)
+    return loan
+
+
+async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -> Loan:
+    """Move the due date LOAN_DAYS past the later of now and the current due date."""
+    loans = Loan.get_pymongo_collection()
+    while True:
+        loan = await get_loan(loan_id=loan_id, actor=actor)
+        now = clock.now()
+        if loan.status != LoanStatus.active:
+            raise _already_returned()
+        if loan.renewals >= settings.max_renewals:
+            raise AppError(409, "renewal_limit_reached", "This loan cannot be renewed again")
+        if loan.due_at < now and not actor.role.at_least(Role.librarian):
+            raise AppError(409, "loan_overdue", "An overdue loan is renewed only by a librarian")
+        waiting = await Reservation.get_pymongo_collection().find_one(
+            {
+                "book_id": loan.book_id,
+                "status": ReservationStatus.waiting.value,
+                "user_id": {"$ne": loan.user_id},
+            },
+            {"_id": 1},
+        )
+        if waiting is not None:
+            raise AppError(409, "reserved_by_others", "Other readers are waiting for this book")
+        # The state read above is the precondition: a concurrent renewal or return makes
+        # this update miss, and the loop judges the loan again.
+        raw = await loans.find_one_and_update(
+            {
+                "_id": loan_id,
+                "status": ACTIVE,
+                "renewals": loan.renewals,
+                "due_at": loan.due_at,
+            },
+            {
+                "$set": {"due_at": max(now, loan.due_at) + timedelta(days=settings.loan_days)},
+                "$inc": {"renewals": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is not None:
+            renewed: Loan = Loan.model_validate(raw)
+            return renewed
+
+
+async def list_loans(
+    *,
+    user_id: PydanticObjectId | None,
+    book_id: PydanticObjectId | None,
+    status: LoanFilter | None,
+    skip: int,
+    limit: int,
+) -> tuple[list[Loan], int]:
+    """A page of loans, newest first."""
+    query: dict[str, Any] = {}
+    if user_id is not None:
+        query["user_id"] = user_id
+    if book_id is not None:
+        query["book_id"] = book_id
+    if status == LoanFilter.overdue:
+        query.update(status=ACTIVE, due_at={"$lt": clock.now()})
+    elif status is not None:
+        query["status"] = status.value
+    total = await Loan.find(query).count()
+    found = await Loan.find(query).sort("-borrowed_at", "-_id").skip(skip).limit(limit).to_list()
+    return found, total
+
+
+async def _counts(collection: Any, match: dict[str, Any], key: str) -> dict[Any, int]:
+    cursor = await collection.aggregate(
+        [{"$match": match}, {"$group": {"_id": f"${key}", "n": {"$sum": 1}}}]
+    )
+    return {row["_id"]: row["n"] async for row in cursor}
+
+
+async def check_consistency() -> list[str]:
+    """Recompute every copy and loan counter from the loans and reservations; list the drift."""
+    loans = Loan.get_pymongo_collection()
+    active = {"status": ACTIVE}
+    loaned = await _counts(loans, active, "book_id")
+    per_user = await _counts(loans, active, "user_id")
+    held = await _counts(
+        Reservation.get_pymongo_collection(),
+        {"status": ReservationStatus.ready.value},
+        "book_id",
+    )
+    drift: list[str] = []
+    fields = {"title": 1, "total_copies": 1, "available_copies": 1, "loaned_copies": 1}
+    seen: set[Any] = set()
+    async for book in Book.get_pymongo_collection().find({}, {**fields, "held_copies": 1}):
+        seen.add(book["_id"])
+        expected = {
+            "loaned_copies": loaned.get(book["_id"], 0),
+            "held_copies": held.get(book["_id"], 0),
+        }
+        expected["available_copies"] = (
+            book["total_copies"] - expected["loaned_copies"] - expected["held_copies"]
+        )
+        wrong = [
+            f"{name} {book.get(name)} (expected {value})"
+            for name, value in expected.items()
+            if book.get(name) != value
+        ]
+        if expected["available_copies"] < 0:
+            wrong.append(f"more copies out than total_copies {book['total_copies']}")
+        if wrong:
+            drift.append(f"book {book['_id']} {book['title']!r}: " + ", ".join(wrong))
+    for book_id in (set(loaned) | set(held)) - seen:
+        drift.append(f"book {book_id} (missing): has active loans or ready reservations")
+    users_seen: set[Any] = set()
+    async for user in User.get_pymongo_collection().find({}, {"email": 1, "active_loans": 1}):
+        users_seen.add(user["_id"])
+        expected_loans = per_user.get(user["_id"], 0)
+        if user.get("active_loans", 0) != expected_loans:
+            drift.append(
+                f"user {user['_id']} {user['email']}: active_loans "
+                f"{user.get('active_loans', 0)} (expected {expected_loans})"
+            )
+    for user_id in set(per_user) - users_seen:
+        drift.append(f"user {user_id} (missing): has {per_user[user_id]} active loans")
+    return drift

@@ -1,0 +1,230 @@
+"""Reservations: the queue of readers waiting for a book, and where a freed copy goes.
+
+Copy hand-over protocol (no transactions): a copy that is to go to the queue is first counted
+in the book's `held_copies`, and only then promised to a reservation (`waiting -> ready`).
+So a ready reservation always has its copy in `held_copies`, and whoever moves a ready
+reservation on (its reader borrowing, cancelling, or expiry) with a conditional update owns
+that copy from then on. `place_held_copy` gives such an unpromised held copy to the oldest
+waiting reader, or puts it back on the shelf.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from .. import clock
+from ..books.models import Book
+from ..config import Settings, get_settings
+from ..db import doc_id
+from ..errors import AppError, not_found
+from ..loans.models import Loan, LoanStatus
+from ..notifications.service import announce_ready
+from ..users.models import Role, User
+from .models import Reservation, ReservationStatus
+
+WAITING = ReservationStatus.waiting.value
+READY = ReservationStatus.ready.value
+QUEUE_ORDER = [("created_at", ASCENDING), ("_id", ASCENDING)]
+
+Positioned = tuple[Reservation, int | None]
+
+
+def _closing(status: ReservationStatus, now: datetime) -> dict[str, Any]:
+    return {"status": status.value, "open": False, "closed_at": now}
+
+
+async def _has_active_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
+    found = await Loan.get_pymongo_collection().find_one(
+        {"user_id": user_id, "book_id": book_id, "status": LoanStatus.active.value}, {"_id": 1}
+    )
+    return found is not None
+
+
+async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> Reservation | None:
+    """Promise an unpromised held copy to the oldest waiting reader, or shelve it.
+
+    Returns the reservation that became ready, if any, after announcing it to its reader.
+    """
+    reservations = Reservation.get_pymongo_collection()
+    while True:
+        now = clock.now()
+        raw = await reservations.find_one_and_update(
+            {"book_id": book_id, "status": WAITING},
+            {
+                "$set": {
+                    "status": READY,
+                    "ready_at": now,
+                    "ready_until": now + timedelta(days=settings.hold_pickup_days),
+                }
+            },
+            sort=QUEUE_ORDER,
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is None:
+            await Book.get_pymongo_collection().update_one(
+                {"_id": book_id, "held_copies": {"$gt": 0}},
+                {"$inc": {"held_copies": -1, "available_copies": 1}},
+            )
+            return None
+        reservation: Reservation = Reservation.model_validate(raw)
+        if not await _has_active_loan(user_id=reservation.user_id, book_id=book_id):
+            await announce_ready(reservation=reservation)
+            return reservation
+        # The reader took a shelf copy while waiting: the reservation has served its purpose.
+        closed = await reservations.update_one(
+            {"_id": raw["_id"], "status": READY},
+            {"$set": _closing(ReservationStatus.fulfilled, now)},
+        )
+        if closed.modified_count == 0:
+            # Someone else moved it on first (its reader, a cancel, expiry): the copy is theirs.
+            return None
+
+
+async def claim_ready(
+    *, book_id: PydanticObjectId, user_id: PydanticObjectId
+) -> PydanticObjectId | None:
+    """Mark the reader's ready, unlapsed reservation fulfilled; its held copy is the caller's."""
+    now = clock.now()
+    raw = await Reservation.get_pymongo_collection().find_one_and_update(
+        {"book_id": book_id, "user_id": user_id, "status": READY, "ready_until": {"$gte": now}},
+        {"$set": _closing(ReservationStatus.fulfilled, now)},
+        projection={"_id": 1},
+    )
+    return None if raw is None else PydanticObjectId(raw["_id"])
+
+
+async def unclaim(*, reservation_id: PydanticObjectId) -> None:
+    """Undo `claim_ready` when the loan it was for could not be made."""
+    await Reservation.get_pymongo_collection().update_one(
+        {"_id": reservation_id, "status": ReservationStatus.fulfilled.value},
+        {"$set": {"status": READY, "open": True, "closed_at": None}},
+    )
+
+
+async def _expire(query: dict[str, Any], settings: Settings) -> int:
+    reservations = Reservation.get_pymongo_collection()
+    lapsed = {**query, "status": READY, "ready_until": {"$lt": clock.now()}}
+    expired = 0
+    for raw in await reservations.find(lapsed, {"_id": 1, "book_id": 1}).to_list(None):
+        moved = await reservations.update_one(
+            {"_id": raw["_id"], **lapsed},
+            {"$set": _closing(ReservationStatus.expired, clock.now())},
+        )
+        if moved.modified_count:
+            expired += 1
+            await place_held_copy(book_id=raw["book_id"], settings=settings)
+    return expired
+
+
+async def expire_holds(*, settings: Settings | None = None) -> int:
+    """Expire every ready reservation whose pickup time has passed; each copy moves on.
+
+    Pass the running app's settings (HOLD_PICKUP_DAYS for the next reader's hold); without
+    them the process settings are used.
+    """
+    return await _expire({}, settings or get_settings())
+
+
+async def expire_book_holds(*, book_id: PydanticObjectId, settings: Settings) -> int:
+    """`expire_holds` for one book, run lazily before decisions that depend on its copies."""
+    return await _expire({"book_id": book_id}, settings)
+
+
+async def positions(reservations: list[Reservation]) -> list[Positioned]:
+    """Each reservation with its 1-based place in its book's queue (None unless waiting)."""
+    books = {r.book_id for r in reservations if r.status == ReservationStatus.waiting}
+    queues: dict[PydanticObjectId, list[PydanticObjectId]] = {}
+    if books:
+        async for raw in Reservation.get_pymongo_collection().find(
+            {"book_id": {"$in": list(books)}, "status": WAITING},
+            {"_id": 1, "book_id": 1},
+            sort=QUEUE_ORDER,
+        ):
+            queues.setdefault(raw["book_id"], []).append(raw["_id"])
+    placed: list[Positioned] = []
+    for r in reservations:
+        queue = queues.get(r.book_id, [])
+        rid = doc_id(r)
+        placed.append((r, queue.index(rid) + 1 if rid in queue else None))
+    return placed
+
+
+async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) -> Positioned:
+    await expire_book_holds(book_id=book_id, settings=settings)
+    book = await Book.get_pymongo_collection().find_one({"_id": book_id}, {"available_copies": 1})
+    if book is None:
+        raise not_found("Book")
+    if book["available_copies"] > 0:
+        raise AppError(409, "copies_available", "A copy is on the shelf: borrow it instead")
+    user_id = doc_id(user)
+    if await _has_active_loan(user_id=user_id, book_id=book_id):
+        raise AppError(409, "already_borrowed", "You have this book on loan")
+    reservation = Reservation(book_id=book_id, user_id=user_id, created_at=clock.now())
+    try:
+        await reservation.insert()
+    except DuplicateKeyError:
+        raise AppError(
+            409, "already_reserved", "You already have a reservation for this book"
+        ) from None
+    # A return may have shelved a copy between our check and the insert, seeing no queue yet.
+    taken = await Book.get_pymongo_collection().update_one(
+        {"_id": book_id, "available_copies": {"$gt": 0}},
+        {"$inc": {"available_copies": -1, "held_copies": 1}},
+    )
+    if taken.modified_count:
+        promoted = await place_held_copy(book_id=book_id, settings=settings)
+        if promoted is not None and promoted.id == reservation.id:
+            return promoted, None
+    return (await positions([reservation]))[0]
+
+
+def _listing(query: dict[str, Any]) -> Any:
+    return Reservation.find(query).sort("-created_at", "-_id")
+
+
+async def list_reservations(
+    *,
+    user_id: PydanticObjectId | None,
+    book_id: PydanticObjectId | None,
+    status: ReservationStatus | None,
+    skip: int,
+    limit: int,
+    settings: Settings,
+) -> tuple[list[Positioned], int]:
+    """A page of reservations, newest first; lapsed holds in scope are expired first."""
+    query: dict[str, Any] = {}
+    if user_id is not None:
+        query["user_id"] = user_id
+    if book_id is not None:
+        query["book_id"] = book_id
+    await _expire(dict(query), settings)
+    if status is not None:
+        query["status"] = status.value
+    total = await Reservation.find(query).count()
+    found: list[Reservation] = await _listing(query).skip(skip).limit(limit).to_list()
+    return await positions(found), total
+
+
+async def cancel(*, reservation_id: PydanticObjectId, actor: User, settings: Settings) -> None:
+    """Cancel an open reservation; a ready one's copy goes to the next reader or the shelf."""
+    mine = not actor.role.at_least(Role.librarian)
+    query: dict[str, Any] = {"_id": reservation_id, "open": True}
+    if mine:
+        query["user_id"] = doc_id(actor)
+    before = await Reservation.get_pymongo_collection().find_one_and_update(
+        query,
+        {"$set": _closing(ReservationStatus.cancelled, clock.now())},
+        return_document=ReturnDocument.BEFORE,
+    )
+    if before is None:
+        existing = await Reservation.get(reservation_id)
+        if existing is None or (mine and existing.user_id != actor.id):
+            raise not_found("Reservation")
+        raise AppError(
+            409, "reservation_closed", f"This reservation is already {existing.status.value}"
+        )
+    if before["status"] == READY:
+        await place_held_copy(book_id=before["book_id"], settings=settings)
