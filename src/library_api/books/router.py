@@ -1,12 +1,52 @@
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 
 from ..db import object_id
-from ..deps import CurrentUser, LibrarianUser
+from ..deps import CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import responses
+from ..pagination import Page, Pagination
 from . import service
-from .schemas import BookCreate, BookPublic
+from .schemas import BookCreate, BookPublic, BookSort, BookUpdate
 
 router = APIRouter(prefix="/books", tags=["books"])
+
+SearchText = Annotated[str | None, Query(max_length=500)]
+
+
+@router.get(
+    "",
+    response_model=Page[BookPublic],
+    responses=responses(401),
+    summary="Search the catalogue",
+    description="Every word of `q` must be the start of a word of the title, of an author or "
+    "of the ISBN (10 or 13 digits; hyphens in a query word of digits are ignored), ignoring "
+    "case and accents. `title` and `author` match the same way on that field only. A text "
+    "with no letter or digit at all matches nothing. `genre` equals one of the book's genres, "
+    "ignoring case; `available=true` keeps books with a copy on the shelf, `false` those "
+    "without. Ties in the sort order are broken by id, so pages are stable.",
+)
+async def list_books(
+    _: CurrentUser,
+    paging: Pagination,
+    q: SearchText = None,
+    title: SearchText = None,
+    author: SearchText = None,
+    genre: Annotated[str | None, Query(max_length=100)] = None,
+    available: bool | None = None,
+    sort: BookSort = BookSort.title_asc,
+) -> Page[BookPublic]:
+    books, total = await service.list_books(
+        q=q,
+        title=title,
+        author=author,
+        genre=genre,
+        available=available,
+        sort=sort,
+        skip=paging.skip,
+        limit=paging.page_size,
+    )
+    return paging.wrap([BookPublic.of(b) for b in books], total)
 
 
 @router.post(
@@ -30,3 +70,28 @@ async def create_book(body: BookCreate, _: LibrarianUser) -> BookPublic:
 )
 async def get_book(book_id: str, _: CurrentUser) -> BookPublic:
     return BookPublic.of(await service.get_book(book_id=object_id(book_id, "Book")))
+
+
+@router.patch(
+    "/{book_id}",
+    response_model=BookPublic,
+    responses=responses(401, 403, 404, 409),
+    summary="Change a book (librarian)",
+    description="Any subset of the fields; `null` clears an optional one. `409 copies_in_use` "
+    "when `total_copies` would fall below the copies on loan or held for a reservation; "
+    "`409 isbn_taken`, `422 invalid_isbn` as on create.",
+)
+async def update_book(book_id: str, body: BookUpdate, _: LibrarianUser) -> BookPublic:
+    book = await service.update_book(book_id=object_id(book_id, "Book"), data=body)
+    return BookPublic.of(book)
+
+
+@router.delete(
+    "/{book_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404, 409),
+    summary="Remove a book, its files and its open reservations (librarian)",
+    description="`409 book_on_loan` while a copy is on loan.",
+)
+async def delete_book(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> None:
+    await service.delete_book(book_id=object_id(book_id, "Book"), storage=runtime.storage)

@@ -79,12 +79,12 @@ class BookUpdate(BaseModel):
 
 
 class BookSort(StrEnum):
-    title = "title"
+    title_asc = "title"
     title_desc = "-title"
-    published_date = "published_date"
-    published_date_desc = "-published_date"
-    created_at = "created_at"
-    created_at_desc = "-created_at"
+    published_asc = "published_date"
+    published_desc = "-published_date"
+    created_asc = "created_at"
+    created_desc = "-created_at"
 
 
 class BookDocument(BaseModel):

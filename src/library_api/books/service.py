@@ -1,15 +1,30 @@
 """The catalogue: creating, finding, changing and removing books."""
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time
+from typing import Any
 
 from beanie import PydanticObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from .. import clock
 from ..errors import AppError, not_found
+from ..files.storage import Storage
+from ..reservations.models import Reservation, ReservationStatus
 from . import terms
 from .models import Book
-from .schemas import BookCreate
+from .schemas import BookCreate, BookSort, BookUpdate
+
+_SORTS: dict[BookSort, list[tuple[str, int]]] = {
+    BookSort.title_asc: [("title_key", ASCENDING), ("_id", ASCENDING)],
+    BookSort.title_desc: [("title_key", DESCENDING), ("_id", DESCENDING)],
+    BookSort.published_asc: [("published_date", ASCENDING), ("_id", ASCENDING)],
+    BookSort.published_desc: [("published_date", DESCENDING), ("_id", DESCENDING)],
+    BookSort.created_asc: [("created_at", ASCENDING), ("_id", ASCENDING)],
+    BookSort.created_desc: [("created_at", DESCENDING), ("_id", DESCENDING)],
+}
+# A list page never shows the search words: no need to ship them from the database.
+_LIST_PROJECTION = {"search_terms": 0, "title_terms": 0, "author_terms": 0, "isbn_terms": 0}
 
 
 def _isbn_taken() -> AppError:
@@ -59,3 +74,147 @@ async def get_book(*, book_id: PydanticObjectId) -> Book:
     if book is None:
         raise not_found("Book")
     return book
+
+
+def _search_filter(
+    *,
+    q: str | None,
+    title: str | None,
+    author: str | None,
+    genre: str | None,
+    available: bool | None,
+) -> dict[str, Any] | None:
+    """The filter of a search, or None when a text to match has no word (nothing can match)."""
+    clauses: list[dict[str, Any]] = []
+    for field, text, isbn in (
+        ("search_terms", q, True),
+        ("title_terms", title, False),
+        ("author_terms", author, False),
+    ):
+        if text is None or not text.strip():
+            continue
+        query = terms.query_words(text, isbn=isbn)
+        if not query:
+            return None
+        clauses.extend(terms.prefix_clauses(field, query))
+    if genre is not None and genre.strip():
+        clauses.append({"genre_keys": terms.genre_key(genre)})
+    if available is not None:
+        clauses.append({"available_copies": {"$gt": 0} if available else {"$lte": 0}})
+    return {"$and": clauses} if clauses else {}
+
+
+async def list_books(
+    *,
+    q: str | None = None,
+    title: str | None = None,
+    author: str | None = None,
+    genre: str | None = None,
+    available: bool | None = None,
+    sort: BookSort = BookSort.title_asc,
+    skip: int = 0,
+    limit: int = 20,
+) -> tuple[list[Book], int]:
+    """One page of the books matching every given filter, and how many match in all."""
+    query = _search_filter(q=q, title=title, author=author, genre=genre, available=available)
+    if query is None:
+        return [], 0
+    collection = Book.get_pymongo_collection()
+    cursor = collection.find(query, _LIST_PROJECTION).sort(_SORTS[sort]).skip(skip).limit(limit)
+    raws = await cursor.to_list(length=limit)
+    books = [Book.model_validate(raw) for raw in raws]
+    if len(books) < limit and (books or skip == 0):
+        # A short, non-empty page (or an empty first one) is the last: it tells the total.
+        return books, skip + len(books)
+    return books, await collection.count_documents(query)
+
+
+def _as_datetime(value: date | None) -> datetime | None:
+    # BSON has no date type: stored, as Beanie does it, as midnight UTC.
+    return None if value is None else datetime.combine(value, time(), tzinfo=UTC)
+
+
+def _changes(data: BookUpdate) -> dict[str, Any]:
+    given = data.model_fields_set
+    changes: dict[str, Any] = {}
+    if "title" in given and data.title is not None:
+        changes["title"] = data.title
+        changes["title_terms"] = terms.words(data.title)
+        changes["title_key"] = terms.title_key(data.title)
+    if "authors" in given and data.authors is not None:
+        changes["authors"] = data.authors
+        changes["author_terms"] = terms.author_terms(data.authors)
+    if "isbn" in given and data.isbn is not None:
+        changes["isbn"] = terms.normalize_isbn(data.isbn)
+        changes["isbn_terms"] = terms.isbn_terms(changes["isbn"])
+    if "genres" in given and data.genres is not None:
+        changes["genres"] = data.genres
+        changes["genre_keys"] = terms.genre_keys(data.genres)
+    if "published_date" in given:
+        changes["published_date"] = _as_datetime(data.published_date)
+    for field in ("description", "publisher", "language", "page_count"):
+        if field in given:
+            changes[field] = getattr(data, field)
+    return changes
+
+
+async def update_book(*, book_id: PydanticObjectId, data: BookUpdate) -> Book:
+    """Apply a PATCH in one conditional update; lowering the copies below those out is 409."""
+    changes = _changes(data)
+    total = data.total_copies if "total_copies" in data.model_fields_set else None
+    if not changes and total is None:
+        return await get_book(book_id=book_id)
+    changes["updated_at"] = clock.now()
+    # A pipeline update, so the counters and search words are derived from the stored
+    # document in the same atomic step; $literal keeps a "$..." title from reading a field.
+    stages: list[dict[str, Any]] = [{"$set": {k: {"$literal": v} for k, v in changes.items()}}]
+    query: dict[str, Any] = {"_id": book_id}
+    if total is not None:
+        out = {"$add": ["$loaned_copies", "$held_copies"]}
+        query["$expr"] = {"$lte": [out, total]}
+        stages.append(
+            {
+                "$set": {
+                    "total_copies": {"$literal": total},
+                    "available_copies": {"$subtract": [{"$literal": total}, out]},
+                }
+            }
+        )
+    if changes.keys() & {"title_terms", "author_terms", "isbn_terms"}:
+        parts = [{"$ifNull": [f"${f}", []]} for f in ("title_terms", "author_terms", "isbn_terms")]
+        stages.append({"$set": {"search_terms": {"$setUnion": parts}}})
+    collection = Book.get_pymongo_collection()
+    try:
+        raw = await collection.find_one_and_update(
+            query, stages, return_document=ReturnDocument.AFTER
+        )
+    except DuplicateKeyError:
+        raise _isbn_taken() from None
+    if raw is None:
+        if await collection.count_documents({"_id": book_id}, limit=1):
+            raise AppError(
+                409,
+                "copies_in_use",
+                "total_copies cannot go below the copies on loan or held for reservations",
+            )
+        raise not_found("Book")
+    book: Book = Book.model_validate(raw)
+    return book
+
+
+async def delete_book(*, book_id: PydanticObjectId, storage: Storage) -> None:
+    """Remove a book no one has on loan, its stored files and its open reservations."""
+    collection = Book.get_pymongo_collection()
+    raw = await collection.find_one_and_delete({"_id": book_id, "loaned_copies": {"$lte": 0}})
+    if raw is None:
+        if await collection.count_documents({"_id": book_id}, limit=1):
+            raise AppError(409, "book_on_loan", "Copies of this book are on loan")
+        raise not_found("Book")
+    book: Book = Book.model_validate(raw)
+    await Reservation.get_pymongo_collection().update_many(
+        {"book_id": book_id, "open": True},
+        {"$set": {"status": ReservationStatus.cancelled, "open": False, "closed_at": clock.now()}},
+    )
+    for stored in (book.cover, book.document):
+        if stored is not None:
+            await storage.delete(stored.key)
