@@ -178,7 +178,7 @@ async def scan(*, settings: Settings) -> int:
     # Imported here: the reservations service imports this module for `announce_ready`.
     from ..reservations import service as reservations_service
 
-    await reservations_service.expire_holds()
+    await reservations_service.expire_holds(settings=settings)
     now = clock.now()
     active = {"status": LoanStatus.active}
     created = await _notify_loans(
