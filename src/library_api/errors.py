@@ -32,6 +32,13 @@ class ErrorBody(BaseModel):
     code: str
 
 
+class UnprocessableBody(BaseModel):
+    """422: FastAPI's list of validation errors, or one rule's text (`weak_password`, ...)."""
+
+    detail: list[dict[str, Any]] | str
+    code: str
+
+
 def not_found(what: str) -> AppError:
     return AppError(404, "not_found", f"{what} not found")
 
@@ -55,8 +62,12 @@ _DESCRIPTIONS = {
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can answer with."""
-    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in (*statuses, 503)}
+    """OpenAPI entries for the error statuses a route can answer with (422 and 503 always)."""
+    entries: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in (*statuses, 503)
+    }
+    entries[422] = {"model": UnprocessableBody, "description": "Invalid request"}
+    return entries
 
 
 def _json(
