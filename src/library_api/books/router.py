@@ -1,13 +1,13 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, UploadFile, status
 
 from ..db import object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import responses
 from ..pagination import Page, Pagination
 from . import service
-from .schemas import BookCreate, BookPublic, BookSort, BookUpdate
+from .schemas import BookCreate, BookPublic, BookSort, BookUpdate, ImportReport
 
 router = APIRouter(prefix="/books", tags=["books"])
 
@@ -60,6 +60,25 @@ async def list_books(
 )
 async def create_book(body: BookCreate, _: LibrarianUser) -> BookPublic:
     return BookPublic.of(await service.create_book(data=body))
+
+
+@router.post(
+    "/import",
+    response_model=ImportReport,
+    responses=responses(401, 403),
+    summary="Add books from a CSV file (librarian)",
+    description="Multipart field `file`: UTF-8 CSV (a byte-order mark is fine) whose first row "
+    "is the header `title,authors,isbn,published_date,genres,total_copies` (any order, any "
+    "case). `authors` and `genres` are `;`-separated lists; an empty `published_date` "
+    "(`YYYY-MM-DD`) or `total_copies` cell means not given (no date, 1 copy). Each row is "
+    "checked like `POST /books`: valid rows are created, rows whose ISBN is already catalogued "
+    "(also by an earlier row of the file) are `skipped`, every other row is listed in "
+    "`errors` with its row number (the header is row 1; blank rows are not counted as data). "
+    "A file that is not UTF-8 CSV text or whose quoting is broken is refused whole with "
+    "`422 invalid_csv`; a wrong or missing header with `422 invalid_csv_header`.",
+)
+async def import_books(file: UploadFile, _: LibrarianUser) -> ImportReport:
+    return await service.import_books(upload=file)
 
 
 @router.get(

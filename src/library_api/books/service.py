@@ -4,16 +4,17 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from beanie import PydanticObjectId
+from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .. import clock
 from ..errors import AppError, not_found
 from ..files.storage import Storage
 from ..reservations.models import Reservation, ReservationStatus
-from . import terms
+from . import importer, terms
 from .models import Book
-from .schemas import BookCreate, BookSort, BookUpdate
+from .schemas import BookCreate, BookSort, BookUpdate, ImportReport, ImportRowError
 
 _SORTS: dict[BookSort, list[tuple[str, int]]] = {
     BookSort.title_asc: [("title_key", ASCENDING), ("_id", ASCENDING)],
@@ -23,6 +24,8 @@ _SORTS: dict[BookSort, list[tuple[str, int]]] = {
     BookSort.created_asc: [("created_at", ASCENDING), ("_id", ASCENDING)],
     BookSort.created_desc: [("created_at", DESCENDING), ("_id", DESCENDING)],
 }
+# Rows inserted per round trip by an import.
+IMPORT_BATCH = 500
 # A list page never shows the search words: no need to ship them from the database.
 _LIST_PROJECTION = {"search_terms": 0, "title_terms": 0, "author_terms": 0, "isbn_terms": 0}
 
@@ -218,3 +221,55 @@ async def delete_book(*, book_id: PydanticObjectId, storage: Storage) -> None:
     for stored in (book.cover, book.document):
         if stored is not None:
             await storage.delete(stored.key)
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'row'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+async def _insert_batch(batch: list[Book]) -> tuple[int, int]:
+    """(created, skipped): a book whose ISBN is already catalogued is skipped, not an error."""
+    try:
+        await Book.insert_many(batch, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        duplicates = sum(1 for e in errors if e.get("code") == 11000)
+        if duplicates != len(errors):
+            raise
+        return len(batch) - duplicates, duplicates
+    return len(batch), 0
+
+
+async def import_books(*, upload: importer.Upload) -> ImportReport:
+    """Create a book from each valid row of a CSV upload; see importer.py for the format.
+
+    The file is read twice: once to check that it is CSV at all (422, nothing created), then
+    to import it in batches. Duplicates, within the file or with the catalogue, are left to
+    the unique ISBN index, so parallel imports cannot create a book twice.
+    """
+    async for _ in importer.read_rows(upload):
+        pass
+    await upload.seek(0)
+    now = clock.now()
+    created = skipped = 0
+    errors: list[ImportRowError] = []
+    batch: list[Book] = []
+    async for row in importer.read_rows(upload):
+        try:
+            if row.values is None:
+                raise AppError(422, "invalid_row", row.problem or "Malformed row")
+            data = BookCreate.model_validate(importer.book_fields(row.values))
+            batch.append(new_book(data, now=now))
+        except ValidationError as exc:
+            errors.append(ImportRowError(row=row.number, detail=_describe(exc)))
+        except AppError as exc:
+            errors.append(ImportRowError(row=row.number, detail=exc.detail))
+        if len(batch) >= IMPORT_BATCH:
+            done, dropped = await _insert_batch(batch)
+            created, skipped, batch = created + done, skipped + dropped, []
+    if batch:
+        done, dropped = await _insert_batch(batch)
+        created, skipped = created + done, skipped + dropped
+    return ImportReport(created=created, skipped=skipped, errors=errors)
