@@ -104,7 +104,7 @@ _BOOK_FIELDS = {"title": 1, "held_copies": 1}
 
 
 async def _take_copy(
-    *, book_id: PydanticObjectId, user_id: PydanticObjectId
+    *, book_id: PydanticObjectId, user_id: PydanticObjectId, settings: Settings, retry: bool = True
 ) -> tuple[dict[str, Any], PydanticObjectId | None] | None:
     """Take a shelf copy, or the reader's held one; (book, fulfilled reservation) or None."""
     books = Book.get_pymongo_collection()
@@ -116,6 +116,13 @@ async def _take_copy(
     )
     if book is not None and book["held_copies"] == 0:
         return book, None
+    if book is None:
+        # Unknown book, or none on the shelf: only a held copy (if any) could still be ours.
+        held = await books.find_one({"_id": book_id}, {"held_copies": 1})
+        if held is None:
+            raise not_found("Book")
+        if held["held_copies"] == 0:
+            return None
     hold = await reservations.claim_ready(book_id=book_id, user_id=user_id)
     if book is not None:
         if hold is not None:
@@ -125,6 +132,12 @@ async def _take_copy(
             )
         return book, hold
     if hold is None:
+        # A lapsed hold may be keeping a copy: expire it here rather than wait for the scan;
+        # the copy moves on (to the shelf, to the next reader, maybe to this one).
+        if retry and await reservations.expire_book_holds(book_id=book_id, settings=settings):
+            return await _take_copy(
+                book_id=book_id, user_id=user_id, settings=settings, retry=False
+            )
         return None
     book = await books.find_one_and_update(
         {"_id": book_id, "held_copies": {"$gt": 0}},
@@ -148,11 +161,16 @@ async def _give_back_copy(book_id: PydanticObjectId, hold: PydanticObjectId | No
         await reservations.unclaim(reservation_id=hold)
 
 
-async def _refusal(book_id: PydanticObjectId, user_id: PydanticObjectId, code: str) -> AppError:
-    """The most useful reason for a refused borrow, `code` unless a better one applies."""
-    if not await _book_exists(book_id):
+async def _refusal(book_id: PydanticObjectId, borrower: User, code: str) -> AppError:
+    """The most useful reason for a refused borrow: `code` unless a better one applies."""
+    if code != "no_copies_available" and not await _book_exists(book_id):
         return not_found("Book")
-    if code != "has_overdue_loans" and await _has_active_loan(user_id=user_id, book_id=book_id):
+    if code == "has_overdue_loans":
+        return _refused(code)
+    # No copy is the refusal a crowd gets: spare it the read when the reader had no loans
+    # when the request began, so cannot have this one (see _slot_unless_overdue).
+    may_have_it = code != "no_copies_available" or borrower.active_loans > 0
+    if may_have_it and await _has_active_loan(user_id=doc_id(borrower), book_id=book_id):
         return _refused("already_borrowed")
     return _refused(code)
 
@@ -192,15 +210,10 @@ async def borrow(
             undo.append(lambda: _release_slot(reader))
         if overdue or not slot:
             code = "has_overdue_loans" if overdue else "loan_limit_reached"
-            raise await _refusal(book_id, reader, code)
-        taken = await _take_copy(book_id=book_id, user_id=reader)
-        if taken is None and await reservations.expire_book_holds(
-            book_id=book_id, settings=settings
-        ):
-            # A lapsed hold was keeping a copy; it has moved on, maybe to the shelf or to us.
-            taken = await _take_copy(book_id=book_id, user_id=reader)
+            raise await _refusal(book_id, borrower, code)
+        taken = await _take_copy(book_id=book_id, user_id=reader, settings=settings)
         if taken is None:
-            raise await _refusal(book_id, reader, "no_copies_available")
+            raise await _refusal(book_id, borrower, "no_copies_available")
         book, hold = taken
         undo.append(lambda: _give_back_copy(book_id, hold))
         loan = Loan(
