@@ -17,6 +17,13 @@ import aiosmtplib
 
 # Errors meaning "this attempt failed, try again later": the server is down, slow or refusing.
 MAIL_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
+# The server refused one message but the session goes on (aiosmtplib resets it).
+MESSAGE_ERRORS = (
+    aiosmtplib.SMTPRecipientsRefused,
+    aiosmtplib.SMTPRecipientRefused,
+    aiosmtplib.SMTPSenderRefused,
+    aiosmtplib.SMTPDataError,
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-import aiosmtplib
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -305,10 +304,8 @@ async def _send_pending(config: mailer.SmtpConfig, settings: Settings) -> int:
                 )
                 try:
                     await connection.send(message)
-                except aiosmtplib.SMTPResponseException as exc:
-                    # The server refused this one message (e.g. a bad recipient); go on.
-                    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-                        raise
+                except mailer.MESSAGE_ERRORS as exc:
+                    # The server refused this one message (e.g. its recipient); go on.
                     await _failed(notification, token, str(exc))
                 else:
                     await _mailed(notification, token)
