@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from .config import ConfigError, Settings, get_settings, resolve_jwt_secret
 from .db import Database, DatabaseUnreachableError
-from .middleware import configure_logging
+from .middleware import configure_logging, uvicorn_log_config
 from .security import PasswordHasher
 
 
@@ -23,6 +23,7 @@ def _fail(message: str) -> None:
 def _settings() -> Settings:
     try:
         settings = get_settings()
+        configure_logging(settings.log_level)
         resolve_jwt_secret(settings)
     except ValidationError as exc:
         errors = "; ".join(
@@ -56,7 +57,6 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _settings()
-    configure_logging(settings.log_level)
     if settings.mongodb_url:
         # Fail here, in one line, rather than in a traceback from inside the server.
         _run(settings, lambda _: asyncio.sleep(0))
@@ -67,6 +67,8 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         reload=args.reload,
         proxy_headers=True,
+        access_log=False,
+        log_config=uvicorn_log_config(settings.log_level),
     )
 
 

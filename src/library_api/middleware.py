@@ -64,6 +64,20 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+def uvicorn_log_config(level: str) -> dict[str, object]:
+    """Uvicorn's own lines as JSON too; its access log is off (ours has the request id)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": _JsonFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+    }
+
+
 def configure_logging(level: str) -> None:
     logger = logging.getLogger("library_api")
     if not any(getattr(h, "_library_api", False) for h in logger.handlers):
