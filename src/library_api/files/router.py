@@ -1,3 +1,152 @@
-from fastapi import APIRouter
+"""Covers and PDF documents of books: uploaded as multipart streams, served back with ranges.
+
+The upload routes take no `File`/`Form` parameters on purpose: FastAPI would read the whole
+form before the handler runs. Their dependencies (token, role, declared size, content type)
+all run before the first byte of the body is read.
+"""
+
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from ..books.schemas import BookPublic
+from ..db import object_id
+from ..deps import CurrentUser, LibrarianUser, RuntimeDep
+from ..errors import responses
+from . import service
+from .download import COVER_CACHE_CONTROL, DOCUMENT_CACHE_CONTROL, serve_file
+from .upload import MultipartUpload
 
 router = APIRouter(tags=["files"])
+
+
+def _upload_body(description: str) -> dict[str, Any]:
+    """The request body FastAPI cannot infer without `File` parameters, for the OpenAPI document."""
+    schema = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary", "description": description}},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
+        }
+    }
+
+
+async def _cover_upload(_: LibrarianUser, runtime: RuntimeDep, request: Request) -> MultipartUpload:
+    return MultipartUpload(request, limit=runtime.settings.max_cover_bytes)
+
+
+async def _document_upload(
+    _: LibrarianUser, runtime: RuntimeDep, request: Request
+) -> MultipartUpload:
+    return MultipartUpload(request, limit=runtime.settings.max_document_bytes)
+
+
+CoverUpload = Annotated[MultipartUpload, Depends(_cover_upload)]
+DocumentUpload = Annotated[MultipartUpload, Depends(_document_upload)]
+
+_IMAGE: dict[str, Any] = {"content": {t: {} for t in ("image/jpeg", "image/png", "image/webp")}}
+_PDF: dict[str, Any] = {"content": {"application/pdf": {}}}
+_NOT_MODIFIED = {"description": "The client's copy (If-None-Match) is current"}
+
+
+@router.put(
+    "/books/{book_id}/cover",
+    response_model=BookPublic,
+    responses=responses(400, 401, 403, 404, 413, 415),
+    openapi_extra=_upload_body("A JPEG, PNG or WebP image (judged by its content)"),
+    summary="Upload or replace a book's cover",
+)
+async def upload_cover(book_id: str, upload: CoverUpload, runtime: RuntimeDep) -> BookPublic:
+    book = await service.replace_file(
+        book_id=object_id(book_id, "Book"),
+        slot="cover",
+        incoming=upload,
+        max_bytes=upload.limit,
+        storage=runtime.storage,
+    )
+    return BookPublic.of(book)
+
+
+@router.get(
+    "/books/{book_id}/cover",
+    response_model=None,
+    response_class=Response,
+    responses={200: _IMAGE, 304: _NOT_MODIFIED, **responses(404)},
+    summary="A book's cover image (no token needed)",
+)
+async def get_cover(book_id: str, runtime: RuntimeDep, request: Request) -> Response:
+    return await serve_file(
+        lookup=partial(service.get_file, book_id=object_id(book_id, "Book"), slot="cover"),
+        storage=runtime.storage,
+        request=request,
+        cache_control=COVER_CACHE_CONTROL,
+    )
+
+
+@router.delete(
+    "/books/{book_id}/cover",
+    status_code=204,
+    response_model=None,
+    responses=responses(401, 403, 404),
+    summary="Remove a book's cover",
+)
+async def delete_cover(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> None:
+    await service.remove_file(
+        book_id=object_id(book_id, "Book"), slot="cover", storage=runtime.storage
+    )
+
+
+@router.put(
+    "/books/{book_id}/document",
+    response_model=BookPublic,
+    responses=responses(400, 401, 403, 404, 413, 415),
+    openapi_extra=_upload_body("A PDF (judged by its content)"),
+    summary="Upload or replace a book's PDF document",
+)
+async def upload_document(book_id: str, upload: DocumentUpload, runtime: RuntimeDep) -> BookPublic:
+    book = await service.replace_file(
+        book_id=object_id(book_id, "Book"),
+        slot="document",
+        incoming=upload,
+        max_bytes=upload.limit,
+        storage=runtime.storage,
+    )
+    return BookPublic.of(book)
+
+
+@router.get(
+    "/books/{book_id}/document",
+    response_model=None,
+    response_class=Response,
+    responses={200: _PDF, 206: _PDF, 304: _NOT_MODIFIED, **responses(401, 404, 416)},
+    summary="Download a book's PDF document; one byte range (`Range: bytes=a-b`) is honoured",
+)
+async def get_document(
+    book_id: str, _: CurrentUser, runtime: RuntimeDep, request: Request
+) -> Response:
+    return await serve_file(
+        lookup=partial(service.get_file, book_id=object_id(book_id, "Book"), slot="document"),
+        storage=runtime.storage,
+        request=request,
+        cache_control=DOCUMENT_CACHE_CONTROL,
+        attachment=True,
+        ranges=True,
+    )
+
+
+@router.delete(
+    "/books/{book_id}/document",
+    status_code=204,
+    response_model=None,
+    responses=responses(401, 403, 404),
+    summary="Remove a book's PDF document",
+)
+async def delete_document(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> None:
+    await service.remove_file(
+        book_id=object_id(book_id, "Book"), slot="document", storage=runtime.storage
+    )

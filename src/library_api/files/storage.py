@@ -1,26 +1,325 @@
-"""Where covers and documents live: a folder (`local`) or GridFS (`gridfs`)."""
+"""Where covers and documents live: a folder (`local`) or GridFS (`gridfs`).
+
+Both backends take a file as a stream of chunks through a `Writer` (nothing is visible under
+its key before `commit`, and `abort` leaves nothing behind) and hand it back as a stream of
+~1 MiB chunks from `open_reader`, so memory use never depends on a file's size.
+"""
 
 import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Any, Protocol
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from gridfs import AsyncGridFSBucket
+from gridfs.asynchronous.grid_file import AsyncGridIn
+from gridfs.errors import NoFile
 
 from ..config import Settings
 from ..db import Database
 
+logger = logging.getLogger("library_api")
+
+# Hashing and disk writes happen in a worker thread one batch at a time: large enough that
+# the thread hop is cheap per byte, small enough that memory stays flat.
+BATCH_BYTES = 1 << 20
+TEMP_PREFIX = ".tmp-"
+# Temporary files this old belong to an instance that died mid-upload.
+STALE_TEMP_SECONDS = 24 * 3600
+GRIDFS_BUCKET = "files"
+
+
+class FileMissingError(LookupError):
+    """The key names nothing in storage."""
+
+
+class Writer(Protocol):
+    size: int
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of every byte written so far."""
+
+    async def write(self, data: bytes) -> None:
+        """Add bytes at the end; they are hashed and stored in batches."""
+
+    async def commit(self, *, suffix: str = "") -> str:
+        """Store the file under a new generated key and return the key."""
+
+    async def abort(self) -> None:
+        """Throw away everything written; safe to call at any point, even twice."""
+
 
 class Storage(Protocol):
+    async def open_writer(self) -> Writer:
+        """A writer for a new file, stored nowhere visible until it is committed."""
+
+    async def open_reader(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes `start` to `end` (exclusive; None: to the end) of a stored file, in chunks.
+
+        The file is opened before this returns (FileMissingError if it is gone), so a file
+        replaced or deleted while the chunks are being read is still read to the end where
+        the backend allows it.
+        """
+
+    async def size(self, key: str) -> int | None:
+        """The stored file's length, None when there is no such file."""
+
     async def delete(self, key: str) -> None:
         """Remove a stored file; a key that is already gone is fine."""
+
+
+class _BatchingWriter:
+    """Collects small chunks into batches stored one at a time, while the next one fills."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._buffer = bytearray()
+        self._pending: asyncio.Future[None] | None = None
+        self._finished = False
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    async def write(self, data: bytes) -> None:
+        if self._finished:
+            raise RuntimeError("write after commit or abort")
+        self._buffer += data
+        self.size += len(data)
+        if len(self._buffer) >= BATCH_BYTES:
+            await self._send()
+
+    async def _send(self) -> None:
+        # Storing batch n overlaps with receiving batch n+1; at most one is in flight, so
+        # the batches are hashed and stored in order.
+        await self._wait()
+        batch, self._buffer = bytes(self._buffer), bytearray()
+        self._pending = asyncio.ensure_future(self._store(batch))
+
+    async def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    async def _drain(self) -> None:
+        if self._buffer:
+            await self._send()
+        await self._wait()
+
+    async def abort(self) -> None:
+        self._finished = True
+        # Runs to the end even when the request is cancelled half-way: that is when it matters.
+        await asyncio.shield(self._abort())
+
+    async def _abort(self) -> None:
+        if self._pending is not None:
+            # A batch in flight cannot be stopped half-way: let it finish, whatever its fate.
+            pending, self._pending = self._pending, None
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await pending
+        await self._discard()
+
+    async def _discard(self) -> None:
+        raise NotImplementedError
+
+    async def _store(self, batch: bytes) -> None:
+        raise NotImplementedError
+
+
+class LocalWriter(_BatchingWriter):
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self._root = root
+        self._temp = root / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        self._file: IO[bytes] | None = None
+
+    async def open(self) -> None:
+        self._file = await asyncio.to_thread(_open, self._temp, "xb")
+
+    def _store_sync(self, batch: bytes) -> None:
+        assert self._file is not None
+        self._hash.update(batch)
+        self._file.write(batch)
+
+    async def _store(self, batch: bytes) -> None:
+        await asyncio.to_thread(self._store_sync, batch)
+
+    def _finish_sync(self, key: str) -> None:
+        assert self._file is not None
+        self._file.flush()
+        # The database will point at this file as soon as it is in place: its bytes must be
+        # on disk before the rename makes it visible.
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._temp.replace(self._root / key)
+
+    async def commit(self, *, suffix: str = "") -> str:
+        await self._drain()
+        self._finished = True
+        key = f"{uuid.uuid4().hex}{suffix}"
+        await asyncio.to_thread(self._finish_sync, key)
+        return key
+
+    def _discard_sync(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._temp.unlink(missing_ok=True)
+
+    async def _discard(self) -> None:
+        await asyncio.to_thread(self._discard_sync)
 
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def _path(self, key: str) -> Path:
+        # Keys are generated by this class, but a key read back from the database must
+        # still never reach outside the folder.
+        if not key or "/" in key or "\\" in key or key.startswith("."):
+            raise FileMissingError(key)
+        return self.root / key
+
+    async def open_writer(self) -> Writer:
+        writer = LocalWriter(self.root)
+        await writer.open()
+        return writer
+
+    async def open_reader(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        try:
+            file = await asyncio.to_thread(_open, self._path(key), "rb")
+        except FileNotFoundError:
+            raise FileMissingError(key) from None
+        return _local_chunks(file, start, end)
+
+    async def size(self, key: str) -> int | None:
+        try:
+            return (await asyncio.to_thread(self._path(key).stat)).st_size
+        except (FileNotFoundError, FileMissingError):
+            return None
+
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread((self.root / key).unlink, missing_ok=True)
+        with contextlib.suppress(FileMissingError):
+            await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    def remove_stale_temporaries(self) -> None:
+        """Temporary files left by a crashed process; recent ones may be uploads in progress."""
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for entry in self.root.glob(f"{TEMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    logger.info("removed an abandoned upload, %s", entry.name)
+
+
+def _open(path: Path, mode: str) -> IO[bytes]:
+    return path.open(mode)
+
+
+def _read_at(file: IO[bytes], position: int, count: int) -> bytes:
+    file.seek(position)
+    return file.read(count)
+
+
+async def _local_chunks(file: IO[bytes], start: int, end: int | None) -> AsyncIterator[bytes]:
+    try:
+        position = start
+        while end is None or position < end:
+            count = BATCH_BYTES if end is None else min(BATCH_BYTES, end - position)
+            data = await asyncio.to_thread(_read_at, file, position, count)
+            if not data:
+                break
+            position += len(data)
+            yield data
+    finally:
+        file.close()
+
+
+class GridFSWriter(_BatchingWriter):
+    def __init__(self, grid_in: AsyncGridIn) -> None:
+        super().__init__()
+        self._in = grid_in
+
+    async def _store(self, batch: bytes) -> None:
+        await asyncio.to_thread(self._hash.update, batch)
+        await self._in.write(batch)
+
+    async def commit(self, *, suffix: str = "") -> str:
+        await self._drain()
+        self._finished = True
+        await self._in.close()
+        return str(self._in._id)
+
+    async def _discard(self) -> None:
+        # Chunks already sent are in the database: take them out again.
+        await self._in.abort()
+
+
+class GridFSStorage:
+    """Files as GridFS chunks in the service's own database, shared by every instance."""
+
+    def __init__(self, database: Any) -> None:
+        self.bucket = AsyncGridFSBucket(database, bucket_name=GRIDFS_BUCKET)
+
+    async def open_writer(self) -> Writer:
+        file_id = ObjectId()
+        grid_in = self.bucket.open_upload_stream_with_id(file_id, str(file_id))
+        return GridFSWriter(grid_in)
+
+    async def open_reader(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        try:
+            grid_out = await self.bucket.open_download_stream(ObjectId(key))
+        except (NoFile, InvalidId, TypeError):
+            raise FileMissingError(key) from None
+        stop = grid_out.length if end is None else min(end, grid_out.length)
+        await grid_out.seek(start)
+        return _grid_chunks(grid_out, stop - start)
+
+    async def size(self, key: str) -> int | None:
+        try:
+            grid_out = await self.bucket.open_download_stream(ObjectId(key))
+        except (NoFile, InvalidId, TypeError):
+            return None
+        length: int = grid_out.length
+        await grid_out.close()
+        return length
+
+    async def delete(self, key: str) -> None:
+        with contextlib.suppress(NoFile, InvalidId, TypeError):
+            await self.bucket.delete(ObjectId(key))
+
+
+async def _grid_chunks(grid_out: Any, remaining: int) -> AsyncIterator[bytes]:
+    try:
+        while remaining > 0:
+            data: bytes = await grid_out.read(min(BATCH_BYTES, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+    finally:
+        await grid_out.close()
 
 
 def open_storage(settings: Settings, database: Database) -> Storage:
+    if settings.storage_backend == "gridfs":
+        return GridFSStorage(database.db)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    return LocalStorage(settings.uploads_dir)
+    storage = LocalStorage(settings.uploads_dir)
+    storage.remove_stale_temporaries()
+    return storage
