@@ -127,49 +127,62 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def second_instance(settings: Settings, tmp_path: Path) -> Iterator[httpx2.Client]:
-    """Another API instance in its own process on the same database (and real time).
+class SecondInstance:
+    """Another API instance in its own process on the same database (and on real time).
 
     Two apps cannot serve at once inside one process: Beanie's binding is process-wide and
-    each app's driver belongs to its own event loop.
+    each app's driver belongs to its own event loop. It boots while the test sets up data;
+    `http()` waits until it is ready.
     """
-    port = free_port()
-    env = {
-        **os.environ,
-        "MONGODB_URL": str(settings.mongodb_url),
-        "MONGODB_DB": settings.mongodb_db,
-        "JWT_SECRET": str(settings.jwt_secret),
-        "UPLOADS_DIR": str(tmp_path),
-        "NOTIFY_INTERVAL_SECONDS": "0",
-        "ADMIN_EMAIL": "",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "library_api.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx2.Client(base_url=base, timeout=30) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, process.stderr and process.stderr.read()
-                try:
-                    if http.get("/ready").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the second instance did not start"
-                time.sleep(0.1)
-            yield http
-    finally:
-        process.terminate()
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "MONGODB_URL": str(settings.mongodb_url),
+            "MONGODB_DB": settings.mongodb_db,
+            "JWT_SECRET": str(settings.jwt_secret),
+            "UPLOADS_DIR": str(workdir),
+            "NOTIFY_INTERVAL_SECONDS": "0",
+            "ADMIN_EMAIL": "",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "library_api.cli", "serve", "--port", str(self.port)],
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._http = httpx2.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    def http(self) -> httpx2.Client:
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(self.process.stderr and self.process.stderr.read())
+            try:
+                if self._http.get("/ready").status_code == 200:
+                    return self._http
+            except httpx2.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the second instance did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self._http.close()
+        self.process.terminate()
         try:
-            process.wait(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def second_instance(settings: Settings, tmp_path: Path) -> Iterator[SecondInstance]:
+    instance = SecondInstance(settings, tmp_path)
+    try:
+        yield instance
+    finally:
+        instance.stop()

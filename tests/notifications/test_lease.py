@@ -91,6 +91,6 @@ def test_no_background_scan_when_the_interval_is_zero(
     desk.borrow(member, desk.book())
     clock.advance(timedelta(days=15))
     with app_with(notify_interval_seconds=0):
-        time.sleep(1.5)
+        time.sleep(1)
     assert raw_db.notifications.count_documents({}) == 0
     assert raw_db.leases.count_documents({}) == 0

@@ -4,12 +4,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx2
 from starlette.testclient import TestClient
 
 from library_api import clock
 from tests.conftest import Account
-from tests.notifications.conftest import API, Desk, when
+from tests.notifications.conftest import API, Desk, SecondInstance, when
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -125,17 +124,22 @@ def test_concurrent_scans_create_each_notification_once(
 
 
 def test_two_instances_scanning_at_once_create_each_notification_once(
-    desk: Desk, raw_db: Any, second_instance: httpx2.Client, member: Account, other_member: Account
+    desk: Desk,
+    raw_db: Any,
+    member: Account,
+    other_member: Account,
+    second_instance: SecondInstance,
 ) -> None:
     expected = _overdue_loans(desk, member, other_member)
     # The other process runs on real time, so the loans must be overdue in real time.
     clock.reset()
     raw_db.loans.update_many({}, {"$set": {"due_at": clock.now() - DAY}})
     admin = desk.headers(desk.admin)
+    other = second_instance.http()
 
     def run(i: int) -> int:
         if i % 2:
-            response = second_instance.post(f"{API}/admin/notifications/run", headers=admin)
+            response = other.post(f"{API}/admin/notifications/run", headers=admin)
             assert response.status_code == 200, response.text
             created: int = response.json()["created"]
             return created
