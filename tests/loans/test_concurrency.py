@@ -94,10 +94,10 @@ def test_same_book_borrowed_twice_at_once_gives_one_loan(
 def test_borrow_return_reserve_storm_keeps_every_counter(
     desk: Desk, admin: Account, assert_consistent: Callable[[], None]
 ) -> None:
-    readers = _accounts(desk.client, admin, 8)
+    readers = _accounts(desk.client, admin, 6)
     books = [desk.book(copies=c, title=f"Storm {c}") for c in (1, 2)]
     rng = random.Random(7)
-    plans = [[rng.choice(books) for _ in range(6)] for _ in readers]
+    plans = [[rng.choice(books) for _ in range(5)] for _ in readers]
 
     def storm(reader: Account, plan: list[str]) -> list[int]:
         seen = []

@@ -8,7 +8,7 @@ from ..errors import responses
 from ..pagination import Page, Pagination
 from . import service
 from .models import Loan
-from .schemas import BorrowRequest, LoanPublic
+from .schemas import BorrowRequest, LoanFilter, LoanPublic
 
 router = APIRouter(tags=["loans"])
 
@@ -61,7 +61,7 @@ async def return_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
     summary="Your loans, newest first",
 )
 async def list_my_loans(
-    user: CurrentUser, paging: Pagination, status: service.LoanFilter | None = None
+    user: CurrentUser, paging: Pagination, status: LoanFilter | None = None
 ) -> Page[LoanPublic]:
     loans, total = await service.list_loans(
         user_id=doc_id(user), book_id=None, status=status, skip=paging.skip, limit=paging.page_size
@@ -80,7 +80,7 @@ async def list_loans(
     paging: Pagination,
     user_id: IdFilter = None,
     book_id: IdFilter = None,
-    status: service.LoanFilter | None = None,
+    status: LoanFilter | None = None,
 ) -> Page[LoanPublic]:
     loans, total = await service.list_loans(
         user_id=object_id(user_id, "User") if user_id else None,

@@ -1,9 +1,16 @@
 from datetime import datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from .. import clock
 from .models import Loan, LoanStatus
+
+
+class LoanFilter(StrEnum):
+    active = "active"
+    returned = "returned"
+    overdue = "overdue"  # active and past its due date
 
 
 class BorrowRequest(BaseModel):

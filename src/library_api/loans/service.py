@@ -9,7 +9,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -25,6 +24,7 @@ from ..reservations import service as reservations
 from ..reservations.models import Reservation, ReservationStatus
 from ..users.models import Role, User
 from .models import Loan, LoanStatus
+from .schemas import LoanFilter
 
 logger = logging.getLogger("library_api")
 
@@ -37,25 +37,12 @@ _REFUSALS = {
 }
 
 
-class LoanFilter(StrEnum):
-    active = "active"
-    returned = "returned"
-    overdue = "overdue"  # active and past its due date
-
-
 def _refused(code: str) -> AppError:
     return AppError(409, code, _REFUSALS[code])
 
 
 async def _book_exists(book_id: PydanticObjectId) -> bool:
     return await Book.get_pymongo_collection().find_one({"_id": book_id}, {"_id": 1}) is not None
-
-
-async def _has_active_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
-    found = await Loan.get_pymongo_collection().find_one(
-        {"user_id": user_id, "book_id": book_id, "status": ACTIVE}, {"_id": 1}
-    )
-    return found is not None
 
 
 async def _has_overdue(user_id: PydanticObjectId, now: datetime) -> bool:
@@ -170,7 +157,8 @@ async def _refusal(book_id: PydanticObjectId, borrower: User, code: str) -> AppE
     # No copy is the refusal a crowd gets: spare it the read when the reader had no loans
     # when the request began, so cannot have this one (see _slot_unless_overdue).
     may_have_it = code != "no_copies_available" or borrower.active_loans > 0
-    if may_have_it and await _has_active_loan(user_id=doc_id(borrower), book_id=book_id):
+    reader = doc_id(borrower)
+    if may_have_it and await reservations.has_active_loan(user_id=reader, book_id=book_id):
         return _refused("already_borrowed")
     return _refused(code)
 
@@ -249,13 +237,10 @@ async def _close(query: dict[str, Any]) -> Loan | None:
 async def _hand_on(loan: Loan, settings: Settings) -> None:
     """After a return: the reader's slot frees, the copy goes to the queue or the shelf."""
 
-    async def copy() -> None:
-        await Book.get_pymongo_collection().update_one(
-            {"_id": loan.book_id}, {"$inc": {"loaned_copies": -1, "held_copies": 1}}
-        )
-        await reservations.place_held_copy(book_id=loan.book_id, settings=settings)
-
-    await asyncio.gather(_release_slot(loan.user_id), copy())
+    await asyncio.gather(
+        _release_slot(loan.user_id),
+        reservations.hand_on_returned_copy(book_id=loan.book_id, settings=settings),
+    )
 
 
 async def return_book(*, book_id: PydanticObjectId, user: User, settings: Settings) -> Loan:
@@ -381,23 +366,20 @@ async def check_consistency() -> list[str]:
         "book_id",
     )
     drift: list[str] = []
-    fields = {"title": 1, "total_copies": 1, "available_copies": 1, "loaned_copies": 1}
     seen: set[Any] = set()
-    async for book in Book.get_pymongo_collection().find({}, {**fields, "held_copies": 1}):
+    counters = ("title", "total_copies", "available_copies", "loaned_copies", "held_copies")
+    async for book in Book.get_pymongo_collection().find({}, dict.fromkeys(counters, 1)):
         seen.add(book["_id"])
-        expected = {
-            "loaned_copies": loaned.get(book["_id"], 0),
-            "held_copies": held.get(book["_id"], 0),
-        }
-        expected["available_copies"] = (
-            book["total_copies"] - expected["loaned_copies"] - expected["held_copies"]
-        )
+        expected = {"loaned_copies": loaned.get(book["_id"], 0)}
+        expected["held_copies"] = held.get(book["_id"], 0)
+        out = expected["loaned_copies"] + expected["held_copies"]
+        expected["available_copies"] = book["total_copies"] - out
         wrong = [
             f"{name} {book.get(name)} (expected {value})"
             for name, value in expected.items()
             if book.get(name) != value
         ]
-        if expected["available_copies"] < 0:
+        if out > book["total_copies"]:
             wrong.append(f"more copies out than total_copies {book['total_copies']}")
         if wrong:
             drift.append(f"book {book['_id']} {book['title']!r}: " + ", ".join(wrong))

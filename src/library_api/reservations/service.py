@@ -5,7 +5,8 @@ in the book's `held_copies`, and only then promised to a reservation (`waiting -
 So a ready reservation always has its copy in `held_copies`, and whoever moves a ready
 reservation on (its reader borrowing, cancelling, or expiry) with a conditional update owns
 that copy from then on. `place_held_copy` gives such an unpromised held copy to the oldest
-waiting reader, or puts it back on the shelf.
+waiting reader, or puts it back on the shelf; `hand_on_returned_copy` does the same for a
+copy coming back from a loan.
 """
 
 from datetime import datetime, timedelta
@@ -36,11 +37,52 @@ def _closing(status: ReservationStatus, now: datetime) -> dict[str, Any]:
     return {"status": status.value, "open": False, "closed_at": now}
 
 
-async def _has_active_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
+async def has_active_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
     found = await Loan.get_pymongo_collection().find_one(
         {"user_id": user_id, "book_id": book_id, "status": LoanStatus.active.value}, {"_id": 1}
     )
     return found is not None
+
+
+async def _anyone_waiting(book_id: PydanticObjectId) -> bool:
+    found = await Reservation.get_pymongo_collection().find_one(
+        {"book_id": book_id, "status": WAITING}, {"_id": 1}
+    )
+    return found is not None
+
+
+async def _shelve(book_id: PydanticObjectId, counted_in: str) -> bool:
+    """Put a copy on the shelf; True when readers turned out to be waiting after all.
+
+    A reservation placed meanwhile saw no copy on the shelf, and this hand-over saw no one
+    waiting. Looking again after shelving (as `reserve` looks again after inserting) means
+    one of the two always sees the other, so no copy stays on the shelf while readers wait.
+    """
+    books = Book.get_pymongo_collection()
+    await books.update_one(
+        {"_id": book_id, counted_in: {"$gt": 0}},
+        {"$inc": {counted_in: -1, "available_copies": 1}},
+    )
+    if not await _anyone_waiting(book_id):
+        return False
+    pulled = await books.update_one(
+        {"_id": book_id, "available_copies": {"$gt": 0}},
+        {"$inc": {"available_copies": -1, "held_copies": 1}},
+    )
+    # Not pulled: a borrower took it first; the queue waits for the next copy.
+    return pulled.modified_count == 1
+
+
+async def hand_on_returned_copy(*, book_id: PydanticObjectId, settings: Settings) -> None:
+    """A returned copy (still counted in loaned_copies) goes to the queue or to the shelf."""
+    if not await _anyone_waiting(book_id):
+        if not await _shelve(book_id, "loaned_copies"):
+            return
+    else:
+        await Book.get_pymongo_collection().update_one(
+            {"_id": book_id}, {"$inc": {"loaned_copies": -1, "held_copies": 1}}
+        )
+    await place_held_copy(book_id=book_id, settings=settings)
 
 
 async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> Reservation | None:
@@ -64,13 +106,11 @@ async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> R
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
-            await Book.get_pymongo_collection().update_one(
-                {"_id": book_id, "held_copies": {"$gt": 0}},
-                {"$inc": {"held_copies": -1, "available_copies": 1}},
-            )
+            if await _shelve(book_id, "held_copies"):
+                continue
             return None
         reservation: Reservation = Reservation.model_validate(raw)
-        if not await _has_active_loan(user_id=reservation.user_id, book_id=book_id):
+        if not await has_active_loan(user_id=reservation.user_id, book_id=book_id):
             await announce_ready(reservation=reservation)
             return reservation
         # The reader took a shelf copy while waiting: the reservation has served its purpose.
@@ -160,7 +200,7 @@ async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) 
     if book["available_copies"] > 0:
         raise AppError(409, "copies_available", "A copy is on the shelf: borrow it instead")
     user_id = doc_id(user)
-    if await _has_active_loan(user_id=user_id, book_id=book_id):
+    if await has_active_loan(user_id=user_id, book_id=book_id):
         raise AppError(409, "already_borrowed", "You have this book on loan")
     reservation = Reservation(book_id=book_id, user_id=user_id, created_at=clock.now())
     try:
