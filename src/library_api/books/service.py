@@ -1,5 +1,6 @@
 """The catalogue: creating, finding, changing and removing books."""
 
+import logging
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -15,6 +16,8 @@ from ..reservations.models import Reservation, ReservationStatus
 from . import importer, terms
 from .models import Book
 from .schemas import BookCreate, BookSort, BookUpdate, ImportReport, ImportRowError
+
+logger = logging.getLogger("library_api")
 
 _SORTS: dict[BookSort, list[tuple[str, int]]] = {
     BookSort.title_asc: [("title_key", ASCENDING), ("_id", ASCENDING)],
@@ -219,8 +222,13 @@ async def delete_book(*, book_id: PydanticObjectId, storage: Storage) -> None:
         {"$set": {"status": ReservationStatus.cancelled, "open": False, "closed_at": clock.now()}},
     )
     for stored in (book.cover, book.document):
-        if stored is not None:
+        if stored is None:
+            continue
+        try:
             await storage.delete(stored.key)
+        except Exception:
+            # The book is gone already; a file left behind must not turn that into a 500.
+            logger.exception("could not remove file %s of deleted book %s", stored.key, book_id)
 
 
 def _describe(exc: ValidationError) -> str:
@@ -257,9 +265,10 @@ async def import_books(*, upload: importer.Upload) -> ImportReport:
     errors: list[ImportRowError] = []
     batch: list[Book] = []
     async for row in importer.read_rows(upload):
+        if row.values is None:
+            errors.append(ImportRowError(row=row.number, detail=row.problem or "Malformed row"))
+            continue
         try:
-            if row.values is None:
-                raise AppError(422, "invalid_row", row.problem or "Malformed row")
             data = BookCreate.model_validate(importer.book_fields(row.values))
             batch.append(new_book(data, now=now))
         except ValidationError as exc:

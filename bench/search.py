@@ -1,0 +1,295 @@
+"""Catalogue search benchmark: `make bench-search` (or `python bench/search.py --help`).
+
+1. Starts `library-api serve` on 127.0.0.1 (a free port) with the embedded database in a
+   temporary folder, and seeds it with N generated books through POST /books/import.
+2. Fires 1-, 2- and 3-word `q` searches from client threads for a bounded time per kind and
+   prints requests/s and p50/p99 latency.
+3. Stops the server, opens the same database file in-process with a PyMongo command listener
+   and counts the database round trips each search makes (the target: one `find` plus at
+   most one count, an `aggregate`, on `books`).
+
+Everything runs on loopback and stops by itself; the figures go into bench/README.md.
+"""
+
+import argparse
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from pymongo import monitoring
+from starlette.testclient import TestClient
+
+ADMIN_EMAIL = "bench-admin@example.com"
+ADMIN_PASSWORD = "bench admin passphrase"
+JWT_SECRET = "bench-secret-" + "x" * 40
+HEADER = "title,authors,isbn,published_date,genres,total_copies\n"
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+TITLE_WORDS = _words(
+    "river night garden winter silent empire shadow letters journey island crown "
+    "stone mountain harbour daughter soldier summer forest kingdom voyage mirror "
+    "castle storm memory orchard lantern desert widow secret ocean republic"
+)
+FIRST_NAMES = _words(
+    "Anna Boris Clara Dmitri Élodie François Greta Håkon Inés José Katarzyna Léon "
+    "Marta Niamh Óscar Pavel Renée Søren Tomás Ursula"
+)
+LAST_NAMES = _words(
+    "García Müller Novák Ólafsson Kowalski Lindqvist Moreau Rossi Petrov Nakamura "
+    "Okafor Silva Dubois Jansen Horvat Costa Nilsen Sato Weber Fischer"
+)
+GENRES = ["Novel", "Poetry", "History", "Science fiction", "Drama", "Essay", "Mystery"]
+
+
+def isbn13(serial: int) -> str:
+    body = f"978{serial:09d}"
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
+    return body + str((10 - total % 10) % 10)
+
+
+def book_rows(count: int, rng: random.Random) -> list[str]:
+    rows = []
+    for n in range(count):
+        title = " ".join(rng.sample(TITLE_WORDS, rng.randint(2, 4))).title()
+        authors = ";".join(
+            f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}" for _ in range(rng.randint(1, 2))
+        )
+        date = f"{rng.randint(1800, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        genres = ";".join(rng.sample(GENRES, rng.randint(1, 2)))
+        rows.append(f'"{title}","{authors}",{isbn13(n + 1)},{date},"{genres}",{rng.randint(1, 5)}')
+    return rows
+
+
+def queries(words: int, rng: random.Random, count: int = 200) -> list[str]:
+    """Realistic prefixes: a title word, an author's name, sometimes an ISBN stem."""
+    vocabulary = TITLE_WORDS + [n.lower() for n in FIRST_NAMES + LAST_NAMES]
+    made = []
+    for _ in range(count):
+        picked = rng.sample(vocabulary, words)
+        made.append(" ".join(w[: rng.randint(3, len(w))] if len(w) > 3 else w for w in picked))
+    return made
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def server_env(folder: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
+    env.update(
+        EMBEDDED_DB_PATH=str(folder / "library.sqlite3"),
+        UPLOADS_DIR=str(folder / "uploads"),
+        JWT_SECRET=JWT_SECRET,
+        ADMIN_EMAIL=ADMIN_EMAIL,
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+        NOTIFY_INTERVAL_SECONDS="0",
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def wait_ready(base: str, server: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}")
+        try:
+            if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except httpx2.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not become ready in time")
+
+
+def token(client: Any) -> dict[str, str]:
+    response = client.post(
+        "/api/v1/auth/login", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def seed(base: str, headers: dict[str, str], count: int, rng: random.Random) -> float:
+    started = time.perf_counter()
+    rows = book_rows(count, rng)
+    with httpx2.Client(base_url=base, headers=headers, timeout=600) as client:
+        for start in range(0, len(rows), 1000):
+            content = HEADER + "\n".join(rows[start : start + 1000]) + "\n"
+            files = {"file": ("books.csv", content.encode(), "text/csv")}
+            report = client.post("/api/v1/books/import", files=files).json()
+            if report.get("errors") or report.get("created") is None:
+                raise SystemExit(f"seeding failed: {str(report)[:300]}")
+    return time.perf_counter() - started
+
+
+def load(
+    base: str, headers: dict[str, str], qs: list[str], threads: int, seconds: float
+) -> dict[str, float]:
+    """Searches from `threads` clients for `seconds`; latency percentiles and throughput."""
+    latencies: list[float] = []
+    totals: list[int] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker(offset: int) -> None:
+        with httpx2.Client(base_url=base, headers=headers, timeout=30) as client:
+            i = offset
+            while time.monotonic() < stop:
+                q = qs[i % len(qs)]
+                i += threads
+                began = time.perf_counter()
+                response = client.get("/api/v1/books", params={"q": q})
+                took = time.perf_counter() - began
+                response.raise_for_status()
+                with lock:
+                    latencies.append(took)
+                    totals.append(response.json()["total"])
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+    elapsed = time.perf_counter() - began
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": cuts[49] * 1000,
+        "p99_ms": cuts[98] * 1000,
+        "mean_hits": statistics.mean(totals),
+    }
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        self.seen.append((event.command_name, target if isinstance(target, str) else ""))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def round_trips(folder: Path, samples: dict[int, list[str]]) -> dict[int, dict[str, float]]:
+    """Database commands per search, counted by a PyMongo listener in an in-process app."""
+    for key, value in server_env(folder).items():
+        os.environ[key] = value
+    os.environ.pop("MONGODB_URL", None)
+    listener = Commands()
+    monitoring.register(listener)  # before the app creates its client
+    from library_api.config import get_settings
+    from library_api.main import create_app
+
+    get_settings.cache_clear()
+    result: dict[int, dict[str, float]] = {}
+    with TestClient(create_app()) as client:
+        headers = token(client)
+        for words, qs in samples.items():
+            per_request: list[Counter[tuple[str, str]]] = []
+            for q in qs:
+                listener.seen.clear()
+                client.get("/api/v1/books", params={"q": q}, headers=headers).raise_for_status()
+                per_request.append(Counter(listener.seen))
+            books = [sum(n for (_, coll), n in c.items() if coll == "books") for c in per_request]
+            finds = [c[("find", "books")] for c in per_request]
+            counts = [c[("aggregate", "books")] + c[("count", "books")] for c in per_request]
+            result[words] = {
+                "books_max": max(books),
+                "finds_max": max(finds),
+                "counts_max": max(counts),
+                "counts_mean": statistics.mean(counts),
+                "all_mean": statistics.mean(sum(c.values()) for c in per_request),
+            }
+    return result
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--books", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per query kind")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "library_api.cli", "serve", "--port", str(port)]
+        log = (folder / "server.log").open("wb")
+        server = subprocess.Popen(  # noqa: S603 (a fixed command line)
+            command, env=server_env(folder), cwd=folder, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_ready(base, server, time.monotonic() + 60)
+            with httpx2.Client(base_url=base) as client:
+                headers = token(client)
+            took = seed(base, headers, args.books, rng)
+            print(f"seeded {args.books} books through POST /books/import in {took:.1f} s")
+            kinds = {words: queries(words, rng) for words in (1, 2, 3)}
+            for words, qs in kinds.items():
+                figures = load(base, headers, qs, args.threads, args.seconds)
+                print(
+                    f"{words}-word q: {figures['rps']:.1f} req/s, p50 {figures['p50_ms']:.1f} ms,"
+                    f" p99 {figures['p99_ms']:.1f} ms ({figures['requests']:.0f} requests,"
+                    f" {figures['mean_hits']:.1f} hits on average)"
+                )
+        except BaseException:
+            print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+            log.close()
+        trips = round_trips(folder, {w: qs[:30] for w, qs in kinds.items()})
+        for words, t in trips.items():
+            print(
+                f"{words}-word q: at most {t['books_max']:.0f} commands on books per search "
+                f"(find ≤ {t['finds_max']:.0f}, count ≤ {t['counts_max']:.0f}, "
+                f"count needed in {t['counts_mean']:.0%} of searches); "
+                f"{t['all_mean']:.1f} commands per request in all (with the auth look-ups)"
+            )
+    print(f"machine: {machine()}; {args.threads} client threads, {args.seconds:g} s per kind")
+
+
+if __name__ == "__main__":
+    main()
