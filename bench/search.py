@@ -4,11 +4,13 @@
    temporary folder, and seeds it with N generated books through POST /books/import.
 2. Fires 1-, 2- and 3-word `q` searches from client threads for a bounded time per kind and
    prints requests/s and p50/p99 latency.
-3. Stops the server, opens the same database file in-process with a PyMongo command listener
-   and counts the database round trips each search makes (the target: one `find` plus at
-   most one count, an `aggregate`, on `books`).
+3. Stops the server, opens the same database in-process with a PyMongo command listener and
+   counts the database round trips each search makes (the target: one `find` plus at most
+   one count, an `aggregate`, on `books`), and prints the database's plan for a search.
 
-Everything runs on loopback and stops by itself; the figures go into bench/README.md.
+`--mongodb-url mongodb://…` runs the same against a real MongoDB (a throw-away database,
+dropped at the end) instead of the embedded one. Everything runs on loopback and stops by
+itself; the figures go into bench/README.md.
 """
 
 import argparse
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from pymongo import monitoring
+from pymongo import MongoClient, monitoring
 from starlette.testclient import TestClient
 
 ADMIN_EMAIL = "bench-admin@example.com"
@@ -93,8 +95,10 @@ def free_port() -> int:
         return port
 
 
-def server_env(folder: Path) -> dict[str, str]:
+def server_env(folder: Path, mongodb_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
+    if mongodb_url:
+        env.update(MONGODB_URL=mongodb_url, MONGODB_DB=folder.name.replace("-", "_"))
     env.update(
         EMBEDDED_DB_PATH=str(folder / "library.sqlite3"),
         UPLOADS_DIR=str(folder / "uploads"),
@@ -193,11 +197,47 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-def round_trips(folder: Path, samples: dict[int, list[str]]) -> dict[int, dict[str, float]]:
+def _stages(plan: Any) -> list[str]:
+    """The stages of an explain plan, outermost first, with the index each scan uses."""
+    found: list[str] = []
+    if isinstance(plan, dict):
+        if "stage" in plan:
+            name = plan["stage"]
+            found.append(f"{name}({plan['indexName']})" if "indexName" in plan else name)
+        for value in plan.values():
+            found += _stages(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found += _stages(value)
+    return found
+
+
+def query_plan(client: TestClient, q: str) -> str:
+    from library_api.books import terms
+
+    query = {"$and": terms.prefix_clauses("search_terms", terms.query_words(q, isbn=True))}
+    database = client.app.state.runtime.database.db  # type: ignore[attr-defined]
+    find = {"find": "books", "filter": query, "sort": {"title_key": 1, "_id": 1}, "limit": 20}
+
+    async def explain() -> dict[str, Any]:
+        result: dict[str, Any] = await database.command("explain", find, verbosity="queryPlanner")
+        return result
+
+    result = client.portal.call(explain)
+    winning = result.get("queryPlanner", {}).get("winningPlan")
+    if winning is not None:
+        return " > ".join(_stages(winning))
+    # mongoeco describes its plan in its own terms.
+    return f"{result.get('engine')} engine, {result.get('strategy')} strategy: {result.get('plan')}"
+
+
+def round_trips(
+    folder: Path, mongodb_url: str | None, samples: dict[int, list[str]]
+) -> tuple[dict[int, dict[str, float]], dict[str, str]]:
     """Database commands per search, counted by a PyMongo listener in an in-process app."""
-    for key, value in server_env(folder).items():
-        os.environ[key] = value
     os.environ.pop("MONGODB_URL", None)
+    for key, value in server_env(folder, mongodb_url).items():
+        os.environ[key] = value
     listener = Commands()
     monitoring.register(listener)  # before the app creates its client
     from library_api.config import get_settings
@@ -205,6 +245,7 @@ def round_trips(folder: Path, samples: dict[int, list[str]]) -> dict[int, dict[s
 
     get_settings.cache_clear()
     result: dict[int, dict[str, float]] = {}
+    plans: dict[str, str] = {}
     with TestClient(create_app()) as client:
         headers = token(client)
         for words, qs in samples.items():
@@ -223,7 +264,9 @@ def round_trips(folder: Path, samples: dict[int, list[str]]) -> dict[int, dict[s
                 "counts_mean": statistics.mean(counts),
                 "all_mean": statistics.mean(sum(c.values()) for c in per_request),
             }
-    return result
+        for qs in samples.values():
+            plans[qs[0]] = query_plan(client, qs[0])
+    return result, plans
 
 
 def machine() -> str:
@@ -244,6 +287,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0, help="per query kind")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mongodb-url", help="a real MongoDB instead of the embedded one")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -254,7 +298,11 @@ def main() -> None:
         command = [sys.executable, "-m", "library_api.cli", "serve", "--port", str(port)]
         log = (folder / "server.log").open("wb")
         server = subprocess.Popen(  # noqa: S603 (a fixed command line)
-            command, env=server_env(folder), cwd=folder, stdout=log, stderr=subprocess.STDOUT
+            command,
+            env=server_env(folder, args.mongodb_url),
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_ready(base, server, time.monotonic() + 60)
@@ -280,7 +328,14 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 server.kill()
             log.close()
-        trips = round_trips(folder, {w: qs[:30] for w, qs in kinds.items()})
+        try:
+            trips, plans = round_trips(
+                folder, args.mongodb_url, {w: qs[:30] for w, qs in kinds.items()}
+            )
+        finally:
+            if args.mongodb_url:
+                with MongoClient(args.mongodb_url) as mongo:
+                    mongo.drop_database(server_env(folder, args.mongodb_url)["MONGODB_DB"])
         for words, t in trips.items():
             print(
                 f"{words}-word q: at most {t['books_max']:.0f} commands on books per search "
@@ -288,7 +343,11 @@ def main() -> None:
                 f"count needed in {t['counts_mean']:.0%} of searches); "
                 f"{t['all_mean']:.1f} commands per request in all (with the auth look-ups)"
             )
-    print(f"machine: {machine()}; {args.threads} client threads, {args.seconds:g} s per kind")
+        for q, plan in plans.items():
+            print(f"plan for q={q!r}: {plan}")
+    database = "MongoDB at " + args.mongodb_url if args.mongodb_url else "embedded mongoeco"
+    load_shape = f"{args.threads} client threads, {args.seconds:g} s per kind"
+    print(f"machine: {machine()}; {database}; {load_shape}")
 
 
 if __name__ == "__main__":
