@@ -71,6 +71,7 @@ class AsgiResult:
     body: bytes
     consumed: int
     receive_calls: int
+    error: Exception | None = None
 
 
 @dataclass
@@ -189,7 +190,11 @@ def asgi_call(
         "server": ("testserver", 80),
         "state": {},
     }
-    client.portal.call(client.app, scope, receive, send)  # type: ignore[union-attr, arg-type]
+    error: Exception | None = None
+    try:
+        client.portal.call(client.app, scope, receive, send)  # type: ignore[union-attr, arg-type]
+    except Exception as exc:  # the app answered 500, then re-raised for the server to log
+        error = exc
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return AsgiResult(
@@ -198,6 +203,7 @@ def asgi_call(
         body=body,
         consumed=counts["bytes"],
         receive_calls=counts["calls"],
+        error=error,
     )
 
 

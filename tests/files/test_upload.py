@@ -294,3 +294,31 @@ def test_bodies_that_are_not_a_usable_form(files: Files) -> None:
     assert truncated.status_code == 400
     assert truncated.json()["code"] == "invalid_multipart"
     assert files.stored() == set()
+
+
+def test_a_database_error_on_the_update_keeps_nothing_and_the_old_file(files: Files) -> None:
+    # A unique index made for this test turns the book's update into a server-side error.
+    files.raw_db.books.create_index(
+        "cover.sha256",
+        unique=True,
+        name="test_unique_cover",
+        partialFilterExpression={"cover.sha256": {"$exists": True}},
+    )
+    try:
+        first, second = files.book(), files.book()
+        shared = sized(JPEG, 3000)
+        old = sized(PNG, 2000)
+        assert files.put(first, "cover", shared).status_code == 200
+        assert files.put(second, "cover", old).status_code == 200
+        body, form = multipart(shared)
+        headers = {**files.librarian.headers, **form, "Content-Length": str(len(body))}
+        message = {"type": "http.request", "body": body, "more_body": False}
+        result = files.asgi("PUT", f"/api/v1/books/{second}/cover", headers, [message])
+        assert result.status == 500
+        assert type(result.error).__name__ == "DuplicateKeyError"
+        assert len(files.stored()) == 2
+        files.assert_consistent()
+        assert files.get(second, "cover").content == old
+        assert files.get(first, "cover").content == shared
+    finally:
+        files.raw_db.books.drop_index("test_unique_cover")
