@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.responses import StreamingResponse
 
 from ..books.models import StoredFile
@@ -97,8 +97,10 @@ async def serve_file(
     *,
     lookup: Callable[[], Awaitable[StoredFile]],
     storage: Storage,
-    request: Request,
     cache_control: str,
+    if_none_match: str | None = None,
+    range_header: str | None = None,
+    if_range: str | None = None,
     attachment: bool = False,
     ranges: bool = False,
 ) -> Response:
@@ -113,13 +115,11 @@ async def serve_file(
         }
         if ranges:
             headers["Accept-Ranges"] = "bytes"
-        if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag_matches(if_none_match, etag):
             return Response(status_code=304, headers=headers)
         span = None
-        if_range = request.headers.get("if-range")
         if ranges and (if_range is None or if_range.strip() == etag):
-            span = byte_range(request.headers.get("range"), stored.size)
+            span = byte_range(range_header, stored.size)
         start, end = span or (0, stored.size - 1)
         try:
             chunks = await storage.open_reader(stored.key, start, end + 1)

@@ -8,7 +8,7 @@ all run before the first byte of the body is read.
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from ..books.schemas import BookPublic
 from ..db import object_id
@@ -46,6 +46,19 @@ async def _document_upload(
     return MultipartUpload(request, limit=runtime.settings.max_document_bytes)
 
 
+IfNoneMatch = Annotated[
+    str | None, Header(description="ETags the client holds; the current one gets 304")
+]
+ByteRange = Annotated[
+    str | None,
+    Header(
+        alias="Range",
+        description="One range: `bytes=a-b`, `bytes=a-` or `bytes=-n`; others are ignored",
+    ),
+]
+IfRange = Annotated[
+    str | None, Header(description="Honour `Range` only while the ETag is still this one")
+]
 CoverUpload = Annotated[MultipartUpload, Depends(_cover_upload)]
 DocumentUpload = Annotated[MultipartUpload, Depends(_document_upload)]
 
@@ -79,12 +92,14 @@ async def upload_cover(book_id: str, upload: CoverUpload, runtime: RuntimeDep) -
     responses={200: _IMAGE, 304: _NOT_MODIFIED, **responses(404)},
     summary="A book's cover image (no token needed)",
 )
-async def get_cover(book_id: str, runtime: RuntimeDep, request: Request) -> Response:
+async def get_cover(
+    book_id: str, runtime: RuntimeDep, if_none_match: IfNoneMatch = None
+) -> Response:
     return await serve_file(
         lookup=partial(service.get_file, book_id=object_id(book_id, "Book"), slot="cover"),
         storage=runtime.storage,
-        request=request,
         cache_control=COVER_CACHE_CONTROL,
+        if_none_match=if_none_match,
     )
 
 
@@ -127,13 +142,20 @@ async def upload_document(book_id: str, upload: DocumentUpload, runtime: Runtime
     summary="Download a book's PDF document; one byte range (`Range: bytes=a-b`) is honoured",
 )
 async def get_document(
-    book_id: str, _: CurrentUser, runtime: RuntimeDep, request: Request
+    book_id: str,
+    _: CurrentUser,
+    runtime: RuntimeDep,
+    if_none_match: IfNoneMatch = None,
+    byte_range: ByteRange = None,
+    if_range: IfRange = None,
 ) -> Response:
     return await serve_file(
         lookup=partial(service.get_file, book_id=object_id(book_id, "Book"), slot="document"),
         storage=runtime.storage,
-        request=request,
         cache_control=DOCUMENT_CACHE_CONTROL,
+        if_none_match=if_none_match,
+        range_header=byte_range,
+        if_range=if_range,
         attachment=True,
         ranges=True,
     )
