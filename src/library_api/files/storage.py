@@ -12,7 +12,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -90,7 +90,7 @@ class _BatchingWriter:
         self.size = 0
         self._hash = hashlib.sha256()
         self._buffer = bytearray()
-        self._pending: asyncio.Future[None] | None = None
+        self._pending: list[asyncio.Future[Any]] = []
         self._finished = False
 
     @property
@@ -110,12 +110,12 @@ class _BatchingWriter:
         # the batches are hashed and stored in order.
         await self._wait()
         batch, self._buffer = bytes(self._buffer), bytearray()
-        self._pending = asyncio.ensure_future(self._store(batch))
+        self._pending = self._start(batch)
 
     async def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            await pending
+        pending, self._pending = self._pending, []
+        for future in pending:
+            await future
 
     async def _drain(self) -> None:
         if self._buffer:
@@ -128,17 +128,22 @@ class _BatchingWriter:
         await asyncio.shield(self._abort())
 
     async def _abort(self) -> None:
-        if self._pending is not None:
+        pending, self._pending = self._pending, []
+        for future in pending:
             # A batch in flight cannot be stopped half-way: let it finish, whatever its fate.
-            pending, self._pending = self._pending, None
             with contextlib.suppress(Exception, asyncio.CancelledError):
-                await pending
+                await future
         await self._discard()
 
-    async def _discard(self) -> None:
+    def _in_thread(self, work: Callable[[bytes], object], batch: bytes) -> asyncio.Future[Any]:
+        # Submitted now, not when the event loop next gets round to a task: the loop may
+        # go on parsing for a while without yielding.
+        return asyncio.get_running_loop().run_in_executor(None, work, batch)
+
+    def _start(self, batch: bytes) -> list[asyncio.Future[Any]]:
         raise NotImplementedError
 
-    async def _store(self, batch: bytes) -> None:
+    async def _discard(self) -> None:
         raise NotImplementedError
 
 
@@ -152,13 +157,10 @@ class LocalWriter(_BatchingWriter):
     async def open(self) -> None:
         self._file = await asyncio.to_thread(_open, self._temp, "xb")
 
-    async def _store(self, batch: bytes) -> None:
+    def _start(self, batch: bytes) -> list[asyncio.Future[Any]]:
         assert self._file is not None
         # Both release the GIL: on two threads the hash costs no extra wall time.
-        await asyncio.gather(
-            asyncio.to_thread(self._hash.update, batch),
-            asyncio.to_thread(self._file.write, batch),
-        )
+        return [self._in_thread(self._hash.update, batch), self._in_thread(self._file.write, batch)]
 
     def _finish_sync(self, key: str) -> None:
         assert self._file is not None
@@ -257,8 +259,11 @@ class GridFSWriter(_BatchingWriter):
         super().__init__()
         self._in = grid_in
 
-    async def _store(self, batch: bytes) -> None:
-        await asyncio.gather(asyncio.to_thread(self._hash.update, batch), self._in.write(batch))
+    def _start(self, batch: bytes) -> list[asyncio.Future[Any]]:
+        return [
+            self._in_thread(self._hash.update, batch),
+            asyncio.ensure_future(self._in.write(batch)),
+        ]
 
     async def commit(self, *, suffix: str = "") -> str:
         await self._drain()
