@@ -17,10 +17,12 @@ bytes the app has received, to show how little a refused upload costs.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import select
 import shutil
 import socket
 import statistics
@@ -30,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +42,8 @@ MiB = 1 << 20
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench admin passphrase"
 BOUNDARY = "bench-boundary-5b2f0c"
-
-
-# ---------------------------------------------------------------- server side (child process)
+PDF_HEAD = b"%PDF-1.7\n"
+NOISE = os.urandom(MiB)
 
 
 def serve(port: int) -> None:
@@ -106,11 +108,8 @@ def serve(port: int) -> None:
     uvicorn.run(counting, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-# ---------------------------------------------------------------- client side
-
-
 class Probe:
-    """Polls the server's memory and its bytes under TMPDIR while a request runs."""
+    """Polls the server's memory, CPU time and bytes under TMPDIR while a request runs."""
 
     def __init__(self, pid: int, tmpdir: Path) -> None:
         self.pid, self.tmpdir = pid, tmpdir
@@ -124,22 +123,19 @@ class Probe:
                 return int(line.split()[1]) * 1024
         return 0
 
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def tmp_bytes(self) -> int:
         total = sum(p.stat().st_size for p in self.tmpdir.rglob("*") if p.is_file())
         # Unnamed (O_TMPFILE) or unlinked temporary files only show through the open fds.
         for fd in Path(f"/proc/{self.pid}/fd").iterdir():
-            try:
+            with contextlib.suppress(OSError):
                 target = str(fd.readlink())
                 if target.startswith(str(self.tmpdir)) and target.endswith("(deleted)"):
                     total += fd.stat().st_size
-            except OSError:
-                continue
         return total
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of every thread of the server so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -148,170 +144,114 @@ class Probe:
             time.sleep(0.01)
 
     def __enter__(self) -> "Probe":
-        self.rss_before = self.status("VmRSS")
-        self.hwm_before = self.status("VmHWM")
-        self.cpu_before = self.cpu_seconds()
+        self.rss_before, self.cpu_before = self.status("VmRSS"), self.cpu_seconds()
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.hwm_after = self.status("VmHWM")
         self.cpu = self.cpu_seconds() - self.cpu_before
-
-    @property
-    def rss_growth(self) -> int:
-        return max(self.rss_peak - self.rss_before, 0)
+        self.rss_growth = max(self.rss_peak - self.rss_before, 0)
 
 
-def pdf_blocks(size: int) -> tuple[bytes, int, int]:
-    """A generated PDF as one random 1 MiB block repeated: (block, whole blocks, tail)."""
-    block = b"%PDF-1.7\n" + os.urandom(MiB - 9)
-    return block, size // MiB, size % MiB
+Parts = Iterator[memoryview | bytes]
 
 
-def file_chunks(block: bytes, whole: int, tail: int) -> Iterator[memoryview]:
-    view = memoryview(block)
-    for _ in range(whole):
+def generated(size: int, head: bytes) -> Parts:
+    """`size` bytes: `head` then random bytes, as one 1 MiB block sent over and over."""
+    view = memoryview(head + NOISE[len(head) :])
+    for _ in range(size // MiB):
         yield view
-    if tail:
-        yield view[:tail]
+    if size % MiB:
+        yield view[: size % MiB]
 
 
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed before the response")
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(min(4 * MiB, length - len(body)))
-        if not chunk:
-            break
-        body += chunk
-    return int(lines[0].split()[1]), headers, body
-
-
-def upload(
-    port: int, path: str, token: str | None, parts: Iterator[memoryview | bytes], length: int
-) -> dict[str, Any]:
-    """Send a multipart PUT, stopping as soon as the server answers; returns what happened."""
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    request = (
-        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+def multipart(content: Parts, size: int) -> tuple[Parts, int]:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.pdf"'
+        "\r\nContent-Type: application/pdf\r\n\r\n"
     ).encode()
-    sent = 0
+    trail = f"\r\n--{BOUNDARY}--\r\n".encode()
+    return chain([head], content, [trail]), len(head) + size + len(trail)
+
+
+def exchange(port: int, head: str, body: Parts = iter(())) -> dict[str, Any]:
+    """One HTTP/1.1 exchange on a raw socket; stops sending as soon as the server answers."""
+    sent, buffer = 0, bytearray(4 * MiB)
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.settimeout(30)
         started = time.perf_counter()
-        sock.sendall(request)
-        try:
-            for part in parts:
-                if _readable(sock):
+        sock.sendall(f"{head}Host: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        with contextlib.suppress(OSError):  # the server answered and closed mid-body
+            for part in body:
+                if select.select([sock], [], [], 0)[0]:
                     break
                 sock.sendall(part)
                 sent += len(part)
-        except OSError:
-            pass  # the server answered and closed while we were still sending
-        status, _, body = read_response(sock)
-        seconds = time.perf_counter() - started
-    return {"status": status, "seconds": seconds, "sent": sent, "body": body}
-
-
-def _readable(sock: socket.socket) -> bool:
-    import select
-
-    return bool(select.select([sock], [], [], 0)[0])
-
-
-def multipart_parts(
-    block: bytes, whole: int, tail: int, filename: str
-) -> tuple[Iterator[memoryview | bytes], int]:
-    head = (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; '
-        f'filename="{filename}"\r\nContent-Type: application/pdf\r\n\r\n'
-    ).encode()
-    trail = f"\r\n--{BOUNDARY}--\r\n".encode()
-
-    def parts() -> Iterator[memoryview | bytes]:
-        yield head
-        yield from file_chunks(block, whole, tail)
-        yield trail
-
-    return parts(), len(head) + whole * len(block) + tail + len(trail)
-
-
-def download(
-    port: int, path: str, token: str | None, range_header: str | None = None
-) -> dict[str, Any]:
-    extra = f"Authorization: Bearer {token}\r\n" if token else ""
-    if range_header:
-        extra += f"Range: {range_header}\r\n"
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
-    buffer = bytearray(4 * MiB)
-    view = memoryview(buffer)
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        started = time.perf_counter()
-        sock.sendall(request.encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(65536)
-        head, rest = head.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536) or b"\r\n\r\n"
+        raw, rest = data.split(b"\r\n\r\n", 1)
+        lines = raw.decode("latin-1").split("\r\n")
         headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
-        remaining = int(headers["content-length"]) - len(rest)
-        while remaining > 0:
-            got = sock.recv_into(view, min(len(buffer), remaining))
+        length = int(headers.get("content-length", "0"))
+        kept, remaining = rest, length - len(rest)
+        while remaining > 0:  # large bodies are counted, not kept
+            got = sock.recv_into(buffer, min(len(buffer), remaining))
             if not got:
-                raise ConnectionError("download cut short")
+                raise ConnectionError("response cut short")
+            if length < MiB:
+                kept += buffer[:got]
             remaining -= got
         seconds = time.perf_counter() - started
-    return {
-        "status": int(lines[0].split()[1]),
-        "bytes": int(headers["content-length"]),
-        "seconds": seconds,
-        "content_range": headers.get("content-range"),
-    }
+    status = int(lines[0].split()[1])
+    return {"status": status, "seconds": seconds, "sent": sent, "body": kept, "bytes": length}
 
 
-# ---------------------------------------------------------------- orchestration
+def put(port: int, path: str, token: str | None, parts: Parts, length: int | None) -> Any:
+    """A multipart PUT; `length` None sends it chunked, without Content-Length."""
+    head = f"PUT {path} HTTP/1.1\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+    head += f"Authorization: Bearer {token}\r\n" if token else ""
+    if length is not None:
+        return exchange(port, head + f"Content-Length: {length}\r\n", parts)
+    framed = (f"{len(p):x}\r\n".encode() + bytes(p) + b"\r\n" for p in parts)
+    return exchange(port, head + "Transfer-Encoding: chunked\r\n", chain(framed, [b"0\r\n\r\n"]))
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
-    load = os.getloadavg()
+def get(port: int, path: str, token: str | None, span: str | None = None) -> Any:
+    extra = f"Authorization: Bearer {token}\r\n" if token else ""
+    extra += f"Range: {span}\r\n" if span else ""
+    return exchange(port, f"GET {path} HTTP/1.1\r\n{extra}")
+
+
+def machine(folder: Path) -> str:
+    names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
+    cpu = names[0].split(":", 1)[1].strip() if names else platform.processor()
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    block, started = os.urandom(MiB), time.perf_counter()
+    digest = hashlib.sha256()
+    for _ in range(256):
+        digest.update(block)
+    hashing, started = 256 / (time.perf_counter() - started), time.perf_counter()
+    with (folder / "write-test").open("wb") as out:
+        for _ in range(256):
+            out.write(block)
+    writing = 256 / (time.perf_counter() - started)
+    (folder / "write-test").unlink()
     return (
-        f"{cpu}, {os.cpu_count()} CPUs, {int(mem) // 1024} MiB RAM, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}; load average at start "
-        f"{load[0]:.1f}"
+        f"{cpu}, {os.cpu_count()} CPUs, {mem} MiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; load average "
+        f"{os.getloadavg()[0]:.1f}; one thread alone: sha256 {hashing:.0f} MiB/s, "
+        f"buffered writes to the bench folder {writing:.0f} MiB/s"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_server(root: Path, size: int, fsync: bool) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    (root / "tmp").mkdir()
     env = {
         **os.environ,
         "TMPDIR": str(root / "tmp"),
@@ -328,192 +268,134 @@ def start_server(root: Path, size: int, fsync: bool) -> tuple[subprocess.Popen[b
         "BENCH_SYNC_ON_COMMIT": "1" if fsync else "0",
     }
     env.pop("MONGODB_URL", None)
-    (root / "tmp").mkdir()
     command = [sys.executable, __file__, "--serve", str(port)]
     server = subprocess.Popen(command, env=env, cwd=root)  # noqa: S603
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx2.HTTPError):
             if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return server, port
-        except httpx2.HTTPError:
-            time.sleep(0.2)
+        time.sleep(0.2)
     server.kill()
     raise SystemExit("the server did not start")
-
-
-def chunked(parts: Iterator[memoryview | bytes]) -> Iterator[bytes]:
-    for part in parts:
-        yield f"{len(part):x}\r\n".encode() + bytes(part) + b"\r\n"
-    yield b"0\r\n\r\n"
 
 
 def rate(nbytes: int, seconds: float) -> float:
     return nbytes / MiB / seconds
 
 
+def runs(values: list[float]) -> str:
+    return f"{statistics.median(values):6.0f} MiB/s (runs {', '.join(f'{v:.0f}' for v in values)})"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--fsync", action="store_true", help="fsync every committed upload (SYNC_ON_COMMIT)"
-    )
+    parser.add_argument("--fsync", action="store_true", help="fsync each committed upload")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return
-
     root = Path(tempfile.mkdtemp(prefix="library-bench-upload-"))
-    size = args.size_mib * MiB
-    free = shutil.disk_usage(root).free
-    note = ""
+    size, free, note = args.size_mib * MiB, shutil.disk_usage(root).free, ""
     if free < 4 * size:
         size, note = 256 * MiB, f" (only {free // MiB} MiB free: fell back to 256 MiB)"
-    print(f"machine: {machine()}")
-    print(f"fsync on commit: {'yes' if args.fsync else 'no (the default)'}")
-    print(f"working folder {root}, {free // MiB} MiB free; file size {size // MiB} MiB{note}")
+    print(f"machine: {machine(root)}")
+    print(
+        f"file {size // MiB} MiB{note}; {free // MiB} MiB free in {root}; fsync on commit: "
+        f"{'yes' if args.fsync else 'no (the default)'}"
+    )
     server, port = start_server(root, size, args.fsync)
-    base = f"http://127.0.0.1:{port}"
     try:
-        run(root, server, port, base, size, args.rounds)
+        run(root, server.pid, port, size, args.rounds)
     finally:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run(
-    root: Path, server: subprocess.Popen[bytes], port: int, base: str, size: int, rounds: int
-) -> None:
-    tmpdir, uploads = root / "tmp", root / "uploads"
-    login = httpx2.post(
-        f"{base}/api/v1/auth/login", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    )
-    token = login.json()["access_token"]
-    book = httpx2.post(
+def run(root: Path, pid: int, port: int, size: int, rounds: int) -> None:
+    base, tmpdir, uploads = f"http://127.0.0.1:{port}", root / "tmp", root / "uploads"
+    form = {"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+    token = httpx2.post(f"{base}/api/v1/auth/login", data=form).json()["access_token"]
+    book_id = httpx2.post(
         f"{base}/api/v1/books",
         json={"title": "Bench", "authors": ["Bench"], "isbn": "9780306406157"},
         headers={"Authorization": f"Bearer {token}"},
-    ).json()
-    book_id = book["id"]
-    block, whole, tail = pdf_blocks(size)
+    ).json()["id"]
     expected = hashlib.sha256()
-    for chunk in file_chunks(block, whole, tail):
-        expected.update(chunk)
-    sha = expected.hexdigest()
-
+    for part in generated(size, PDF_HEAD):
+        expected.update(part)
     routes = {
         "streaming": f"/api/v1/books/{book_id}/document",
         "naive": f"/bench/naive/{book_id}",
         "ceiling": "/bench/discard",
     }
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in routes}
-    small_block, small_whole, small_tail = pdf_blocks(8 * MiB)
     for path in routes.values():  # warm-up
-        parts, length = multipart_parts(small_block, small_whole, small_tail, "warm.pdf")
-        upload(port, path, token, parts, length)
+        put(port, path, token, *multipart(generated(8 * MiB, PDF_HEAD), 8 * MiB))
+    hwm_before = Probe(pid, tmpdir).status("VmHWM")
+    speeds: dict[str, list[float]] = {name: [] for name in routes}
+    print(f"\nuploads of {size // MiB} MiB, {rounds} rounds:")
     for _ in range(rounds):
         for name, path in routes.items():
             for leftover in uploads.glob("naive-*"):
                 leftover.unlink()
-            parts, length = multipart_parts(block, whole, tail, "bench.pdf")
-            with Probe(server.pid, tmpdir) as probe:
-                outcome = upload(port, path, token, parts, length)
+            with Probe(pid, tmpdir) as probe:
+                outcome = put(port, path, token, *multipart(generated(size, PDF_HEAD), size))
             assert outcome["status"] == 200, outcome["body"][:300]
-            body = json.loads(outcome["body"])
-            if name == "streaming":
-                assert body["document"]["sha256"] == sha
-            elif name == "naive":
-                assert body["sha256"] == sha
-            outcome.update(
-                rss=probe.rss_growth, tmp=probe.tmp_peak, hwm=probe.hwm_after, cpu=probe.cpu
-            )
-            results[name].append(outcome)
+            answer = json.loads(outcome["body"])
+            if name != "ceiling":
+                assert answer.get("document", answer)["sha256"] == expected.hexdigest()
+            speeds[name].append(rate(size, outcome["seconds"]))
             print(
-                f"  {name:9} {rate(size, outcome['seconds']):8.0f} MiB/s  "
-                f"server CPU {probe.cpu / (size / (1 << 30)):.2f} s/GiB  "
-                f"RSS +{probe.rss_growth / MiB:.1f} MiB  TMPDIR peak {probe.tmp_peak} B"
+                f"  {name:9} {speeds[name][-1]:6.0f} MiB/s, server CPU "
+                f"{probe.cpu * (1 << 30) / size:.2f} s/GiB, peak RSS growth "
+                f"{probe.rss_growth / MiB:.1f} MiB, peak bytes under TMPDIR {probe.tmp_peak}"
             )
     for leftover in uploads.glob("naive-*"):
         leftover.unlink()
-
-    print("\nuploads (median of", rounds, "rounds):")
-    med = {n: statistics.median(rate(size, r["seconds"]) for r in rs) for n, rs in results.items()}
-    for name, rs in results.items():
-        print(
-            f"  {name:9} {med[name]:8.0f} MiB/s (runs: "
-            f"{', '.join(f'{rate(size, r["seconds"]):.0f}' for r in rs)}); peak RSS growth "
-            f"{max(r['rss'] for r in rs) / MiB:.1f} MiB; TMPDIR peak "
-            f"{max(r['tmp'] for r in rs) / MiB:.1f} MiB"
-        )
+    med = {name: statistics.median(values) for name, values in speeds.items()}
+    for name, values in speeds.items():
+        print(f"  {name:9} median {runs(values)}")
     print(
         f"  streaming / naive = {med['streaming'] / med['naive']:.2f}x, "
         f"streaming / ceiling = {med['streaming'] / med['ceiling']:.2f}x"
     )
-    left = sum(p.stat().st_size for p in tmpdir.rglob("*") if p.is_file())
-    print(f"  bytes left under TMPDIR after the uploads: {left}")
-    print(f"  UPLOADS_DIR after the uploads: {sorted(p.name for p in uploads.iterdir())}")
-
-    rejections(port, base, token, book_id, size)
-    downloads(port, token, book_id, uploads, server.pid, tmpdir, size, rounds)
-
-
-def rejections(port: int, base: str, token: str, book_id: str, size: int) -> None:
     print(
-        f"\nrefused {size // MiB} MiB uploads (app: body bytes the app received; "
-        "client: bytes the client got into the socket before the answer):"
+        f"  server VmHWM {hwm_before / MiB:.0f} MiB before the uploads, "
+        f"{Probe(pid, tmpdir).status('VmHWM') / MiB:.0f} MiB after"
     )
-    html, html_whole, html_tail = b"<html>" + os.urandom(MiB - 6), size // MiB, 0
-    jpeg = b"\xff\xd8\xff\xe0" + os.urandom(MiB - 4)
-    document = f"/api/v1/books/{book_id}/document"
-    cover = f"/api/v1/books/{book_id}/cover"
-    block, whole, tail = pdf_blocks(size)
+    print(
+        f"  left under TMPDIR: {Probe(pid, tmpdir).tmp_bytes()} bytes; UPLOADS_DIR: "
+        f"{sorted(p.name for p in uploads.iterdir())}"
+    )
+    refusals(port, base, token, book_id, size)
+    downloads(port, token, book_id, uploads, pid, tmpdir, size, rounds)
+
+
+def refusals(port: int, base: str, token: str, book_id: str, size: int) -> None:
+    print(
+        f"\nrefused {size // MiB} MiB uploads (app: body bytes handed to the app; client: "
+        "bytes the client got into its socket before the answer):"
+    )
+    document, cover = f"/api/v1/books/{book_id}/document", f"/api/v1/books/{book_id}/cover"
     cases = [
-        ("401 no token", document, None, (block, whole, tail), True),
-        ("413 Content-Length over MAX_COVER_BYTES", cover, token, (block, whole, tail), True),
-        ("415 not a PDF", document, token, (html, html_whole, html_tail), True),
-        ("413 chunked JPEG, no Content-Length (cover)", cover, token, (jpeg, whole, 0), False),
+        ("401 no token", document, None, PDF_HEAD, True),
+        ("413 Content-Length over MAX_COVER_BYTES", cover, token, PDF_HEAD, True),
+        ("415 not a PDF", document, token, b"<html>", True),
+        ("413 chunked JPEG, no Content-Length", cover, token, b"\xff\xd8\xff\xe0", False),
     ]
-    for label, path, auth, (blk, n, t), declared in cases:
-        parts, length = multipart_parts(blk, n, t, "big.pdf")
-        if declared:
-            outcome = upload(port, path, auth, parts, length)
-        else:
-            outcome = upload_chunked(port, path, auth, parts)
+    for label, path, auth, head, declared in cases:
+        parts, length = multipart(generated(size, head), size)
+        outcome = put(port, path, auth, parts, length if declared else None)
         counts = httpx2.get(f"{base}/bench/consumed").json()
-        consumed, calls = counts[f"PUT {path}"], counts[f"PUT {path} calls"]
         print(
-            f"  {label:42} -> {outcome['status']}  app {consumed / 1024:.1f} KiB in {calls} "
-            f"receive(s), client {outcome['sent'] / 1024:.0f} KiB, "
-            f"{outcome['seconds'] * 1000:.0f} ms"
+            f"  {label:40} -> {outcome['status']}: app {counts[f'PUT {path}'] / 1024:.1f} KiB"
+            f" in {counts[f'PUT {path} calls']} receive(s), client "
+            f"{outcome['sent'] / 1024:.0f} KiB, {outcome['seconds'] * 1000:.0f} ms"
         )
-
-
-def upload_chunked(
-    port: int, path: str, token: str | None, parts: Iterator[memoryview | bytes]
-) -> dict[str, Any]:
-    request = (
-        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    ).encode()
-    sent = 0
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.settimeout(30)
-        started = time.perf_counter()
-        sock.sendall(request)
-        try:
-            for piece in chunked(parts):
-                if _readable(sock):
-                    break
-                sock.sendall(piece)
-                sent += len(piece)
-        except OSError:
-            pass
-        status, _, _ = read_response(sock)
-    return {"status": status, "sent": sent, "seconds": time.perf_counter() - started}
 
 
 def downloads(
@@ -527,33 +409,26 @@ def downloads(
     rounds: int,
 ) -> None:
     key = next(p.name for p in uploads.iterdir() if p.suffix == ".pdf")
-    start = size // 4
+    document, start = f"/api/v1/books/{book_id}/document", size // 4
     cases = {
-        "GET document (200)": (f"/api/v1/books/{book_id}/document", token, None),
-        f"GET document Range bytes={start}- (206)": (
-            f"/api/v1/books/{book_id}/document",
-            token,
-            f"bytes={start}-",
-        ),
+        "GET document (200)": (document, token, None),
+        f"GET document, Range bytes={start}- (206)": (document, token, f"bytes={start}-"),
         "default FileResponse (200)": (f"/bench/fileresponse/{key}", None, None),
     }
-    print(f"\ndownloads of the {size // MiB} MiB document (median of {rounds}):")
-    med: dict[str, float] = {}
+    print(f"\ndownloads of the {size // MiB} MiB document, {rounds} rounds:")
+    med = {}
     for label, (path, auth, span) in cases.items():
         speeds, growth = [], 0
         for _ in range(rounds):
             with Probe(pid, tmpdir) as probe:
-                outcome = download(port, path, auth, span)
+                outcome = get(port, path, auth, span)
             assert outcome["status"] == (206 if span else 200)
             speeds.append(rate(outcome["bytes"], outcome["seconds"]))
             growth = max(growth, probe.rss_growth)
         med[label] = statistics.median(speeds)
-        print(
-            f"  {label:42} {med[label]:8.0f} MiB/s (runs: "
-            f"{', '.join(f'{s:.0f}' for s in speeds)}); peak RSS growth {growth / MiB:.1f} MiB"
-        )
-    ours, theirs = med["GET document (200)"], med["default FileResponse (200)"]
-    print(f"  ours / FileResponse = {ours / theirs:.2f}x")
+        print(f"  {label:42} {runs(speeds)}, peak RSS growth {growth / MiB:.1f} MiB")
+    ratio = med["GET document (200)"] / med["default FileResponse (200)"]
+    print(f"  ours / FileResponse = {ratio:.2f}x")
 
 
 if __name__ == "__main__":

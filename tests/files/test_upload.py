@@ -1,9 +1,12 @@
 """Uploading covers and documents: judged by content, size-checked while streaming, atomic."""
 
 import hashlib
+import os
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -322,3 +325,16 @@ def test_a_database_error_on_the_update_keeps_nothing_and_the_old_file(files: Fi
         assert files.get(first, "cover").content == shared
     finally:
         files.raw_db.books.drop_index("test_unique_cover")
+
+
+def test_start_up_removes_only_abandoned_temporary_files(
+    app_with: Callable[..., Any], settings: Any
+) -> None:
+    uploads = Path(settings.uploads_dir)
+    abandoned, in_progress = uploads / ".tmp-abandoned", uploads / ".tmp-in-progress"
+    abandoned.write_bytes(b"half an upload")
+    in_progress.write_bytes(b"an upload another instance is receiving")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    with app_with(storage_backend="local"):
+        assert sorted(p.name for p in uploads.iterdir()) == [".tmp-in-progress"]

@@ -73,6 +73,12 @@ _NOT_MODIFIED = {"description": "The client's copy (If-None-Match) is current"}
     responses=responses(400, 401, 403, 404, 413, 415),
     openapi_extra=_upload_body("A JPEG, PNG or WebP image (judged by its content)"),
     summary="Upload or replace a book's cover",
+    description=(
+        "Multipart field `file`: JPEG, PNG or WebP, judged by its first bytes (the name and "
+        "declared type are not trusted), at most `MAX_COVER_BYTES` (413 otherwise, and at once "
+        "when `Content-Length` already says so). The old cover is removed once the book "
+        "points at the new one; a refused or interrupted upload changes nothing."
+    ),
 )
 async def upload_cover(book_id: str, upload: CoverUpload, runtime: RuntimeDep) -> BookPublic:
     book = await service.replace_file(
@@ -91,6 +97,12 @@ async def upload_cover(book_id: str, upload: CoverUpload, runtime: RuntimeDep) -
     response_class=Response,
     responses={200: _IMAGE, 304: _NOT_MODIFIED, **responses(404)},
     summary="A book's cover image (no token needed)",
+    description=(
+        "Served with its real `Content-Type`, `ETag` (the quoted SHA-256), "
+        "`Cache-Control: public, max-age=3600` and `X-Content-Type-Options: nosniff`; "
+        "`If-None-Match` with the current ETag gets `304`. A replaced cover may be served "
+        "from caches for up to an hour."
+    ),
 )
 async def get_cover(
     book_id: str, runtime: RuntimeDep, if_none_match: IfNoneMatch = None
@@ -122,6 +134,12 @@ async def delete_cover(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> N
     responses=responses(400, 401, 403, 404, 413, 415),
     openapi_extra=_upload_body("A PDF (judged by its content)"),
     summary="Upload or replace a book's PDF document",
+    description=(
+        "Multipart field `file`: a PDF (it must start with `%PDF-`), at most "
+        "`MAX_DOCUMENT_BYTES`. Streamed to storage as it arrives; memory use does not grow "
+        "with the file. The client's file name (path, control characters and leading dots "
+        "removed) becomes `document.filename`."
+    ),
 )
 async def upload_document(book_id: str, upload: DocumentUpload, runtime: RuntimeDep) -> BookPublic:
     book = await service.replace_file(
@@ -139,7 +157,15 @@ async def upload_document(book_id: str, upload: DocumentUpload, runtime: Runtime
     response_model=None,
     response_class=Response,
     responses={200: _PDF, 206: _PDF, 304: _NOT_MODIFIED, **responses(401, 404, 416)},
-    summary="Download a book's PDF document; one byte range (`Range: bytes=a-b`) is honoured",
+    summary="Download a book's PDF document",
+    description=(
+        "`Content-Disposition: attachment` with the original name (`filename=` ASCII "
+        "fallback, `filename*=UTF-8''…`), `ETag`, `Accept-Ranges: bytes`, "
+        "`Cache-Control: private, no-cache`. One range (`bytes=a-b`, `bytes=a-`, "
+        "`bytes=-n`) gets `206` with `Content-Range`; a range starting past the end gets "
+        "`416` with `Content-Range: bytes */size`; several ranges or a malformed header are "
+        "ignored (`200`, the whole file)."
+    ),
 )
 async def get_document(
     book_id: str,
