@@ -35,9 +35,9 @@ TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 24 * 3600
 GRIDFS_BUCKET = "files"
 # Like most web stacks, a committed upload is left to the kernel's write-back (about 30 s):
-# fsync on every commit costs 2 to 4 times the upload's own time on a virtual disk (see
-# bench/README.md). The rename is atomic either way, and the sha256 kept in the database
-# tells a file cut short by a power cut.
+# an fsync per commit cost a fifth to a half of the upload throughput on the bench's virtual
+# disk (bench/README.md). The rename is atomic either way, and the sha256 kept in the
+# database tells a file cut short by a power cut.
 SYNC_ON_COMMIT = False
 
 
