@@ -106,6 +106,12 @@ def test_ranges_across_chunk_boundaries_are_exact(files: Files) -> None:
         assert response.content == content[first : last + 1]
     whole = files.get(book_id, "document")
     assert whole.content == content
+    # A size that is an exact multiple of GridFS's 255 KiB chunks leaves no short last chunk.
+    aligned = sized(PDF, 4 * 255 * 1024)
+    assert files.put(book_id, "document", aligned).status_code == 200
+    assert files.get(book_id, "document").content == aligned
+    tail = files.get(book_id, "document", Range="bytes=-300000")
+    assert tail.content == aligned[-300_000:]
 
 
 @pytest.mark.parametrize("slot", ["cover", "document"])

@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from bson import ObjectId
+from bson import Int64, ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket
-from gridfs.asynchronous.grid_file import AsyncGridIn
 from gridfs.errors import NoFile
 
+from .. import clock
 from ..config import Settings
 from ..db import Database
 
@@ -34,6 +34,8 @@ TEMP_PREFIX = ".tmp-"
 # Temporary files this old belong to an instance that died mid-upload.
 STALE_TEMP_SECONDS = 24 * 3600
 GRIDFS_BUCKET = "files"
+# GridFS's default chunk size: well under the 16 MB document limit.
+GRIDFS_CHUNK_BYTES = 255 * 1024
 # Like most web stacks, a committed upload is left to the kernel's write-back (about 30 s):
 # an fsync per commit cost a fifth to a half of the upload throughput on the bench's virtual
 # disk (bench/README.md). The rename is atomic either way, and the sha256 kept in the
@@ -255,25 +257,56 @@ async def _local_chunks(file: IO[bytes], start: int, end: int | None) -> AsyncIt
 
 
 class GridFSWriter(_BatchingWriter):
-    def __init__(self, grid_in: AsyncGridIn) -> None:
+    """The GridFS layout (spec: fixed-size chunks `{files_id, n, data}`, then the files entry).
+
+    Written here rather than through pymongo's AsyncGridIn, which keeps up to 48 MB of chunks
+    in memory before inserting them; these go out one batch (about 1 MiB) at a time.
+    """
+
+    def __init__(self, files: Any, chunks: Any) -> None:
         super().__init__()
-        self._in = grid_in
+        self._files, self._chunks = files, chunks
+        self._id = ObjectId()
+        self._count = 0
+        self._carry = b""
+
+    def _chunk(self, data: bytes) -> dict[str, Any]:
+        self._count += 1
+        return {"files_id": self._id, "n": self._count - 1, "data": data}
 
     def _start(self, batch: bytes) -> list[asyncio.Future[Any]]:
-        return [
-            self._in_thread(self._hash.update, batch),
-            asyncio.ensure_future(self._in.write(batch)),
+        data = self._carry + batch
+        whole = len(data) - len(data) % GRIDFS_CHUNK_BYTES
+        self._carry = data[whole:]
+        docs = [
+            self._chunk(data[i : i + GRIDFS_CHUNK_BYTES])
+            for i in range(0, whole, GRIDFS_CHUNK_BYTES)
         ]
+        futures = [self._in_thread(self._hash.update, batch)]
+        if docs:
+            futures.append(asyncio.ensure_future(self._chunks.insert_many(docs)))
+        return futures
 
     async def commit(self, *, suffix: str = "") -> str:
         await self._drain()
         self._finished = True
-        await self._in.close()
-        return str(self._in._id)
+        if self._carry:
+            await self._chunks.insert_one(self._chunk(self._carry))
+        await self._files.insert_one(
+            {
+                "_id": self._id,
+                "length": Int64(self.size),
+                "chunkSize": GRIDFS_CHUNK_BYTES,
+                "uploadDate": clock.now(),
+                "filename": str(self._id),
+            }
+        )
+        return str(self._id)
 
     async def _discard(self) -> None:
         # Chunks already sent are in the database: take them out again.
-        await self._in.abort()
+        await self._chunks.delete_many({"files_id": self._id})
+        await self._files.delete_one({"_id": self._id})
 
 
 class GridFSStorage:
@@ -281,11 +314,17 @@ class GridFSStorage:
 
     def __init__(self, database: Any) -> None:
         self.bucket = AsyncGridFSBucket(database, bucket_name=GRIDFS_BUCKET)
+        self._files = database[f"{GRIDFS_BUCKET}.files"]
+        self._chunks = database[f"{GRIDFS_BUCKET}.chunks"]
+        self._indexed = False
 
     async def open_writer(self) -> Writer:
-        file_id = ObjectId()
-        grid_in = self.bucket.open_upload_stream_with_id(file_id, str(file_id))
-        return GridFSWriter(grid_in)
+        if not self._indexed:
+            # The indexes pymongo's GridFS would create (same keys, same names).
+            await self._chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+            await self._files.create_index([("filename", 1), ("uploadDate", 1)])
+            self._indexed = True
+        return GridFSWriter(self._files, self._chunks)
 
     async def open_reader(
         self, key: str, start: int = 0, end: int | None = None
