@@ -25,7 +25,8 @@ def test_covers_are_stored_and_served_back_byte_for_byte(files: Files) -> None:
         assert response.status_code == 200, response.text
         book = response.json()
         assert book["id"] == book_id
-        assert book["cover_url"] == f"/api/v1/books/{book_id}/cover"
+        sha = hashlib.sha256(content).hexdigest()
+        assert book["cover_url"] == f"/api/v1/books/{book_id}/cover?v={sha[:16]}"
         served = files.get(book_id, "cover")
         assert served.status_code == 200
         assert served.content == content

@@ -152,7 +152,7 @@ class BookPublic(BaseModel):
             total_copies=book.total_copies,
             available_copies=max(book.available_copies, 0),
             status=book_status(book),
-            cover_url=f"/api/v1/books/{book.id}/cover" if book.cover is not None else None,
+            cover_url=_cover_url(book),
             document=document,
             created_at=book.created_at,
             updated_at=book.updated_at,
@@ -168,3 +168,11 @@ class ImportReport(BaseModel):
     created: int
     skipped: int
     errors: list[ImportRowError]
+
+
+def _cover_url(book: Book) -> str | None:
+    if book.cover is None:
+        return None
+    # The hash in the query makes the URL change with the image, so caches never serve a
+    # replaced cover; the route itself ignores the query.
+    return f"/api/v1/books/{book.id}/cover?v={book.cover.sha256[:16]}"
