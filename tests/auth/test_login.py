@@ -1,3 +1,4 @@
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from starlette.testclient import TestClient
@@ -117,3 +118,23 @@ def test_login_needs_form_fields(client: TestClient) -> None:
     response = client.post(LOGIN, data={"username": "a@example.com"})
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+def test_parallel_guesses_cannot_pass_the_lockout(client: TestClient, member: Account) -> None:
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(
+            pool.map(lambda _: _login(client, member.email, "wrong guess").status_code, range(12))
+        )
+    assert statuses.count(401) <= 5
+    assert statuses.count(429) >= 7
+    assert set(statuses) <= {401, 429}
+    # Only the wrong guesses that were checked count as failures.
+    expected = 429 if statuses.count(401) == 5 else 200
+    assert _login(client, member.email, PASSWORD).status_code == expected
+
+
+def test_a_password_with_spaces_is_kept_as_typed(client: TestClient) -> None:
+    body = {"name": "Spacey", "email": "spacey@example.com", "password": "  spaced password  "}
+    assert client.post("/api/v1/auth/register", json=body).status_code == 201
+    assert _login(client, "spacey@example.com", "  spaced password  ").status_code == 200
+    assert _login(client, "spacey@example.com", "spaced password").status_code == 401

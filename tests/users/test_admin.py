@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 from starlette.testclient import TestClient
 
 from tests.conftest import ADMIN_EMAIL, PASSWORD, Account, login
@@ -134,3 +136,32 @@ def test_an_admin_with_a_peer_can_step_down(
 def test_bootstrap_admin_exists_once(client: TestClient, librarian: Account) -> None:
     admins = client.get(USERS, params={"role": "admin"}, headers=librarian.headers).json()
     assert [u["email"] for u in admins["items"]] == [ADMIN_EMAIL]
+
+
+def test_two_admins_stepping_down_at_once_leave_one(
+    client: TestClient,
+    admin: Account,
+    make_account,  # type: ignore[no-untyped-def]
+) -> None:
+    peer = make_account("admin")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        responses = list(
+            pool.map(
+                lambda a: client.patch(
+                    f"{USERS}/{a.id}", json={"role": "member", "name": "Gone"}, headers=a.headers
+                ),
+                [admin, peer],
+            )
+        )
+    assert 409 in [r.status_code for r in responses]
+    admins = client.get(
+        USERS,
+        params={"role": "admin"},
+        headers=admin.headers if responses[0].status_code == 409 else peer.headers,
+    ).json()
+    assert admins["total"] >= 1
+    refused = [a for a, r in zip([admin, peer], responses, strict=True) if r.status_code == 409]
+    for account in refused:
+        me = client.get("/api/v1/users/me", headers=account.headers).json()
+        assert me["role"] == "admin"
+        assert me["name"] != "Gone"

@@ -63,3 +63,14 @@ def test_password_change(client: TestClient, member: Account) -> None:
     old = client.post("/api/v1/auth/login", data={"username": member.email, "password": PASSWORD})
     assert old.status_code == 401
     login(client, member.email, "a brand new phrase")
+
+
+def test_guessing_the_current_password_is_locked_out(client: TestClient, member: Account) -> None:
+    body = {"current_password": "a wrong guess", "new_password": "a brand new phrase"}
+    for _ in range(5):
+        assert client.post(f"{ME}/password", json=body, headers=member.headers).status_code == 400
+    body["current_password"] = PASSWORD
+    locked = client.post(f"{ME}/password", json=body, headers=member.headers)
+    assert locked.status_code == 429
+    assert locked.json()["code"] == "too_many_attempts"
+    assert "retry-after" in locked.headers

@@ -38,30 +38,35 @@ def _invalid_credentials() -> AppError:
     return unauthorized("Incorrect email or password", "invalid_credentials")
 
 
-async def _check_lockout(*, email: str, settings: Settings) -> None:
+async def begin_attempt(*, email: str, settings: Settings) -> None:
+    """Count a password try before the password is checked.
+
+    Recording first means parallel guesses cannot all pass a count taken before any of them
+    failed: each sees the tries before it, and those past the limit are refused.
+    """
     now = clock.now()
     window = timedelta(seconds=settings.login_lockout_seconds)
+    attempt = LoginAttempt(email=email, at=now, expires_at=now + window)
+    await attempt.insert()
     recent = {"email": email, "at": {"$gt": now - window}}
-    failures = await LoginAttempt.find(recent).count()
-    if failures < settings.login_max_failures:
+    if await LoginAttempt.find(recent).count() <= settings.login_max_failures:
         return
-    # The lock lifts once enough of the failures in the window have aged out of it.
-    ordered = await LoginAttempt.find(recent).sort("at").to_list()
-    releasing = ordered[failures - settings.login_max_failures]
+    # A refused try is not a failure: it must not push the end of the lock-out further away.
+    await attempt.delete()
+    failures = await LoginAttempt.find(recent).sort("at", "_id").to_list()
+    releasing = failures[max(0, len(failures) - settings.login_max_failures)]
     retry_after = max(1, math.ceil((releasing.at + window - now).total_seconds()))
     raise AppError(
         429,
         "too_many_attempts",
-        "Too many failed logins for this email; try again later",
+        "Too many failed attempts for this email; try again later",
         {"Retry-After": str(retry_after)},
     )
 
 
-async def _record_failure(*, email: str, settings: Settings) -> None:
-    now = clock.now()
-    await LoginAttempt(
-        email=email, at=now, expires_at=now + timedelta(seconds=settings.login_lockout_seconds)
-    ).insert()
+async def clear_failures(*, email: str) -> None:
+    """A right password clears the email's failures (its own try included)."""
+    await LoginAttempt.find({"email": email}).delete()
 
 
 async def _open_session(
@@ -104,15 +109,14 @@ async def login(
     signer: TokenSigner,
 ) -> TokenPair:
     email = email.strip().lower()
-    await _check_lockout(email=email, settings=settings)
+    await begin_attempt(email=email, settings=settings)
     user = await User.find_one({"email": email})
     ok, rehash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not ok:
-        await _record_failure(email=email, settings=settings)
         raise _invalid_credentials()
+    await clear_failures(email=email)
     if not user.is_active:
         raise AppError(403, "account_disabled", "This account has been deactivated")
-    await LoginAttempt.find({"email": email}).delete()
     if rehash:
         await User.get_pymongo_collection().update_one(
             {"_id": user.id}, {"$set": {"password_hash": await hasher.hash(password)}}

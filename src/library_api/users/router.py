@@ -29,7 +29,7 @@ async def update_me(body: UserSelfUpdate, user: CurrentUser) -> UserPublic:
 @router.post(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(400, 401),
+    responses=responses(400, 401, 429),
     summary="Change your password; your other sessions end",
 )
 async def change_password(body: PasswordChange, auth: CurrentAuth, runtime: RuntimeDep) -> None:
@@ -39,6 +39,7 @@ async def change_password(body: PasswordChange, auth: CurrentAuth, runtime: Runt
         current_password=body.current_password,
         new_password=body.new_password,
         hasher=runtime.hasher,
+        settings=runtime.settings,
     )
 
 

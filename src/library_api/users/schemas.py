@@ -1,7 +1,15 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
 from .models import Role, User
 
@@ -10,7 +18,11 @@ def _lower(value: str) -> str:
     return value.lower()
 
 
-Email = Annotated[EmailStr, AfterValidator(_lower)]
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+Email = Annotated[EmailStr, BeforeValidator(_strip), AfterValidator(_lower)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 # Length only: whether a password is too common is a rule of the service (422 weak_password).
 Password = Annotated[str, Field(min_length=8, max_length=128)]
@@ -43,7 +55,8 @@ class UserMe(UserPublic):
 
 class UserRegister(BaseModel):
     # Unknown fields such as `role` are dropped: self-registration always makes a member.
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    # Passwords are taken exactly as typed; only the name and the email are trimmed.
+    model_config = ConfigDict(extra="ignore")
 
     name: Name
     email: Email

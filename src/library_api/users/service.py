@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 from .. import clock
 from ..auth import passwords
 from ..auth import service as auth_service
+from ..config import Settings
 from ..db import doc_id
 from ..errors import AppError, not_found
 from ..loans.models import Loan, LoanStatus
@@ -98,10 +99,15 @@ async def change_password(
     current_password: str,
     new_password: str,
     hasher: PasswordHasher,
+    settings: Settings,
 ) -> None:
+    # Guesses at the current password count like failed logins, so a stolen access token
+    # cannot be used to find the password.
+    await auth_service.begin_attempt(email=user.email, settings=settings)
     ok, _ = await hasher.verify(current_password, user.password_hash)
     if not ok:
         raise AppError(400, "invalid_password", "The current password is wrong")
+    await auth_service.clear_failures(email=user.email)
     check_strength(new_password)
     await _update(doc_id(user), {"password_hash": await hasher.hash(new_password)})
     await auth_service.revoke_all(user_id=doc_id(user), keep=session_id)
@@ -119,20 +125,19 @@ async def administer(
         changes["role"] = role
     if is_active is not None:
         changes["is_active"] = is_active
-    stays_admin = changes.get("role", target.role) == Role.admin and changes.get(
-        "is_active", target.is_active
+    removes_admin = (
+        target.role == Role.admin
+        and target.is_active
+        and (changes.get("role", Role.admin) != Role.admin or not changes.get("is_active", True))
     )
-    if target.role == Role.admin and target.is_active and not stays_admin:
-        others = await User.find(
-            {"_id": {"$ne": user_id}, "role": Role.admin, "is_active": True}
-        ).count()
-        if others == 0:
-            raise AppError(
-                409, "last_admin", "The last active admin cannot be demoted or deactivated"
-            )
     if not changes:
         return target
     updated = await _update(user_id, changes)
+    # Counted after the write: two admins stepping down at once both see the other gone,
+    # and both are put back, rather than each seeing the other still there.
+    if removes_admin and await User.find({"role": Role.admin, "is_active": True}).count() == 0:
+        await _update(user_id, {field: getattr(target, field) for field in changes})
+        raise AppError(409, "last_admin", "The last active admin cannot be demoted or deactivated")
     if target.is_active and not updated.is_active:
         await auth_service.revoke_all(user_id=user_id)
     return updated
