@@ -116,9 +116,14 @@ def _clean(raw_db: Any, settings: Settings, _bootstrap_admin: dict[str, Any]) ->
 
 
 @contextmanager
-def running_app(settings: Settings, main: TestClient) -> Iterator[TestClient]:
+def running_app(
+    settings: Settings, main: TestClient, prepare: Callable[[Any], None] | None = None
+) -> Iterator[TestClient]:
     """Another app with its own settings; the main app is re-bound after."""
-    with TestClient(create_app(settings)) as other:
+    app = create_app(settings)
+    if prepare is not None:
+        prepare(app)
+    with TestClient(app, raise_server_exceptions=prepare is None) as other:
         yield other
     database = main.app.state.runtime.database  # type: ignore[attr-defined]
     main.portal.call(partial(database.bind, indexes=False))  # type: ignore[union-attr]
@@ -126,8 +131,8 @@ def running_app(settings: Settings, main: TestClient) -> Iterator[TestClient]:
 
 @pytest.fixture
 def app_with(make_settings: Callable[..., Settings], _app_client: TestClient) -> Callable[..., Any]:
-    def start(**overrides: Any) -> Any:
-        return running_app(make_settings(**overrides), _app_client)
+    def start(prepare: Callable[[Any], None] | None = None, **overrides: Any) -> Any:
+        return running_app(make_settings(**overrides), _app_client, prepare)
 
     return start
 

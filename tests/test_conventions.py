@@ -157,3 +157,47 @@ def test_database_outage_gives_503_quickly_and_recovers(app_with) -> None:  # ty
                 time.sleep(0.2)
     finally:
         server.stop()
+
+
+def test_an_unexpected_error_is_a_json_500_with_request_id_and_cors(app_with) -> None:  # type: ignore[no-untyped-def]
+    def add_failing_route(app) -> None:  # type: ignore[no-untyped-def]
+        async def explode() -> None:
+            raise RuntimeError("boom")
+
+        app.add_api_route("/explode", explode)
+
+    with app_with(prepare=add_failing_route, cors_origins="https://app.example.org") as other:
+        response = other.get(
+            "/explode", headers={"X-Request-ID": "req-500", "Origin": "https://app.example.org"}
+        )
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error", "code": "internal_error"}
+    assert response.headers["x-request-id"] == "req-500"
+    assert response.headers["access-control-allow-origin"] == "https://app.example.org"
+    assert "boom" not in response.text
+
+
+def test_refused_preflight_is_json(app_with) -> None:  # type: ignore[no-untyped-def]
+    with app_with(cors_origins="https://app.example.org") as other:
+        response = other.options(
+            "/api/v1/books",
+            headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"},
+        )
+    assert response.status_code == 400
+    assert response.json()["code"] == "cors_rejected"
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_blank_filters_mean_no_filter(
+    client: TestClient,
+    librarian: Account,
+    make_account,  # type: ignore[no-untyped-def]
+) -> None:
+    make_account("member", name="Jérôme Lefèvre")
+    everyone = client.get("/api/v1/users", headers=librarian.headers).json()
+    blank = client.get("/api/v1/users?q=&role=&page=", headers=librarian.headers)
+    assert blank.status_code == 200
+    assert blank.json()["total"] == everyone["total"] > 0
+    assert client.get("/api/v1/users?role=%20", headers=librarian.headers).status_code == 200
+    accented = client.get("/api/v1/users?q=J%C3%A9r%C3%B4me&role=", headers=librarian.headers)
+    assert [u["name"] for u in accented.json()["items"]] == ["Jérôme Lefèvre"]

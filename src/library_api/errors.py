@@ -97,14 +97,9 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     return _json(503, "The database cannot be reached; try again shortly", "database_unavailable")
 
 
-async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
-    return _json(500, "Internal server error", "internal_error")
-
-
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ConnectionFailure, _database_down)
     app.add_exception_handler(ServerSelectionTimeoutError, _database_down)
-    app.add_exception_handler(Exception, _internal_error)

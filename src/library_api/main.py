@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
@@ -22,7 +21,13 @@ from .errors import ErrorBody, install_handlers
 from .files.router import router as files_router
 from .files.storage import open_storage
 from .loans.router import router as loans_router
-from .middleware import RequestContextMiddleware, configure_logging
+from .middleware import (
+    EmptyQueryMiddleware,
+    InternalErrorMiddleware,
+    JsonCORSMiddleware,
+    RequestContextMiddleware,
+    configure_logging,
+)
 from .notifications.router import router as notifications_router
 from .notifications.scheduler import start_scanner, stop_scanner
 from .reservations.router import router as reservations_router
@@ -129,8 +134,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status_code=503,
         )
 
+    app.add_middleware(EmptyQueryMiddleware)
+    app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(
-        CORSMiddleware,
+        JsonCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "Range"],

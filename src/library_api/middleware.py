@@ -5,11 +5,15 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import parse_qsl, urlencode
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("library_api.access")
+error_log = logging.getLogger("library_api.errors")
 
 # A client's id is echoed back and logged, so only a short, plain one is taken as it is.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -53,6 +57,82 @@ class RequestContextMiddleware:
             )
 
 
+class InternalErrorMiddleware:
+    """Turns an unhandled exception into the `{detail, code}` 500.
+
+    It sits inside the CORS and request-id layers, so even a 500 carries `X-Request-ID` and
+    the CORS headers; Starlette's own last-resort handler sits outside both.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            error_log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            body = json.dumps({"detail": "Internal server error", "code": "internal_error"})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body.encode()})
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the service's error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in {"content-length", "content-type"}
+        }
+        return JSONResponse(
+            {"detail": bytes(response.body).decode(), "code": "cors_rejected"},
+            status_code=response.status_code,
+            headers=headers,
+        )
+
+
+class EmptyQueryMiddleware:
+    """`?role=&q=` means "no filter": blank parameters are dropped before routing, so every
+    optional filter treats them as absent instead of failing validation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("query_string"):
+            # latin-1 both ways maps bytes to characters one to one: the rest goes through intact.
+            raw = scope["query_string"].decode("latin-1")
+            pairs = parse_qsl(raw, keep_blank_values=True, encoding="latin-1")
+            kept = [(k, v) for k, v in pairs if v.strip()]
+            if len(kept) != len(pairs):
+                query = urlencode(kept, encoding="latin-1").encode("latin-1")
+                scope = {**scope, "query_string": query}
+        await self.app(scope, receive, send)
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -60,7 +140,9 @@ class _JsonFormatter(logging.Formatter):
             return message
         entry = {"level": record.levelname.lower(), "logger": record.name, "message": message}
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info).splitlines()[-1]
+            trace = self.formatException(record.exc_info)
+            entry["error"] = trace.splitlines()[-1]
+            entry["traceback"] = trace
         return json.dumps(entry)
 
 

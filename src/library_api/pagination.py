@@ -6,6 +6,8 @@ from typing import Annotated
 from fastapi import Depends, Query
 from pydantic import BaseModel
 
+MAX_SKIP = 2**31 - 1
+
 
 class Page[T](BaseModel):
     items: list[T]
@@ -21,14 +23,15 @@ class PageParams:
 
     @property
     def skip(self) -> int:
-        return (self.page - 1) * self.page_size
+        # Any page past the end is empty; capping keeps the skip a valid 32-bit count.
+        return min((self.page - 1) * self.page_size, MAX_SKIP)
 
     def wrap[T](self, items: list[T], total: int) -> Page[T]:
         return Page[T](items=items, total=total, page=self.page, page_size=self.page_size)
 
 
 def _page_params(
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
+    page: Annotated[int, Query(ge=1, description="1-based page number")] = 1,
     page_size: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
 ) -> PageParams:
     return PageParams(page=page, page_size=page_size)

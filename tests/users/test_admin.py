@@ -165,3 +165,13 @@ def test_two_admins_stepping_down_at_once_leave_one(
         me = client.get("/api/v1/users/me", headers=account.headers).json()
         assert me["role"] == "admin"
         assert me["name"] != "Gone"
+
+
+def test_a_page_far_past_the_end_is_empty(client: TestClient, librarian: Account) -> None:
+    for page in (2_000_000, 10**15):
+        response = client.get(
+            USERS, params={"page": page, "page_size": 100}, headers=librarian.headers
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["items"] == [] and body["page"] == page and body["total"] >= 2
