@@ -154,3 +154,36 @@ def test_create_admin_command(settings: Settings, client: TestClient) -> None:
         "/api/v1/users/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert me.json()["role"] == "admin"
+
+
+def test_generated_secret_file_is_private(tmp_path: Path) -> None:
+    resolve_jwt_secret(_settings(embedded_db_path=str(tmp_path / "library.sqlite3")))
+    assert (tmp_path / "jwt-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_weak_admin_password_stops_start_up_in_one_line() -> None:
+    result = _cli(
+        "serve",
+        env={
+            "ADMIN_EMAIL": "boss@example.com",
+            "ADMIN_PASSWORD": "password",
+            "JWT_SECRET": "s" * 40,
+            "EMBEDDED_DB_PATH": ":memory:",
+        },
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid admin account" in lines[0], result.stderr
+
+
+def test_create_admin_checks_the_account_like_the_api(settings: Settings) -> None:
+    env = {
+        "MONGODB_URL": str(settings.mongodb_url),
+        "MONGODB_DB": settings.mongodb_db,
+        "JWT_SECRET": str(settings.jwt_secret),
+        "ADMIN_PASSWORD": "short",
+    }
+    result = _cli("create-admin", "--email", "not-an-email", "--name", "X", env=env)
+    assert result.returncode == 1
+    assert "invalid admin account" in result.stderr
+    assert "Traceback" not in result.stderr

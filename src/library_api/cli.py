@@ -20,11 +20,31 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
+def _check_admin(name: str, email: str, password: str) -> tuple[str, str]:
+    """The admin's email and password as the API would accept them, or a one-line exit."""
+    from .errors import AppError
+    from .users.schemas import admin_account
+    from .users.service import check_strength
+
+    try:
+        account = admin_account(name=name, email=email, password=password)
+        check_strength(account.password)
+    except ValueError as exc:
+        _fail(f"invalid admin account: {exc}")
+        raise
+    except AppError as exc:
+        _fail(f"invalid admin account: {exc.detail}")
+        raise
+    return account.email, account.password
+
+
 def _settings() -> Settings:
     try:
         settings = get_settings()
         configure_logging(settings.log_level)
         resolve_jwt_secret(settings)
+        if settings.admin_email and settings.admin_password:
+            _check_admin("Administrator", settings.admin_email, settings.admin_password)
     except ValidationError as exc:
         errors = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
@@ -79,12 +99,13 @@ def create_admin(args: argparse.Namespace) -> None:
 
     settings = _settings()
     password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
+    email, password = _check_admin(args.name, args.email, password)
 
     async def work(_: Database) -> None:
         try:
             user = await users_service.create_user(
-                name=args.name,
-                email=args.email.strip().lower(),
+                name=args.name.strip(),
+                email=email,
                 password=password,
                 role=Role.admin,
                 hasher=PasswordHasher(settings),

@@ -1,6 +1,7 @@
 """Settings, read from the environment and `.env` (real environment variables win)."""
 
 import logging
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -97,8 +98,10 @@ def resolve_jwt_secret(settings: Settings) -> str:
         return key_file.read_text().strip()
     key_file.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    key_file.write_text(secret)
-    key_file.chmod(0o600)
+    # Created owner-only from the first byte, never briefly readable by others.
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(secret)
     logger.warning("JWT_SECRET is not set: generated a signing key in %s", key_file)
     return secret
 

@@ -35,6 +35,7 @@ from .security import PasswordHasher, TokenSigner
 from .stats.router import router as stats_router
 from .users import service as users_service
 from .users.router import router as users_router
+from .users.schemas import admin_account
 
 logger = logging.getLogger("library_api")
 
@@ -75,8 +76,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     scanner = None
     try:
         if settings.admin_email and settings.admin_password:
+            first = admin_account(
+                name="Administrator", email=settings.admin_email, password=settings.admin_password
+            )
             created = await users_service.ensure_admin(
-                email=settings.admin_email, password=settings.admin_password, hasher=runtime.hasher
+                email=first.email, password=first.password, hasher=runtime.hasher
             )
             if created is not None:
                 logger.info("created the first admin, %s", created.email)

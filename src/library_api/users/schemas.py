@@ -9,6 +9,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationError,
 )
 
 from .models import Role, User
@@ -80,3 +81,13 @@ class UserAdminUpdate(BaseModel):
 class PasswordChange(BaseModel):
     current_password: Annotated[str, Field(max_length=128)]
     new_password: Password
+
+
+def admin_account(*, name: str, email: str, password: str) -> UserCreate:
+    """An admin's details from the environment or the command line, checked like the API
+    checks them; a ValueError says in one line what is wrong."""
+    try:
+        return UserCreate(name=name, email=email, password=password, role=Role.admin)
+    except ValidationError as exc:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise ValueError(problems) from None
