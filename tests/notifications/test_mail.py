@@ -5,14 +5,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.message import Message
+from functools import partial
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from bson import ObjectId
 from starlette.testclient import TestClient
 
 from library_api import clock
+from library_api.notifications import service
 from tests.conftest import Account
 from tests.notifications.conftest import Desk, free_port, when
 
@@ -232,3 +235,85 @@ def test_without_smtp_url_notifications_are_stored_not_mailed(
     assert desk.scan() == 1
     assert smtp.received == []
     assert raw_db.notifications.find_one()["mailed_at"] is None
+
+
+# --- a backlog: batch after batch within one scan ----------------------------------------
+
+
+def _backlog(raw_db: Any, reader: Account, count: int) -> None:
+    """`count` overdue notifications waiting to be mailed (set-up: no loans behind them)."""
+    now = clock.now()
+    raw_db.notifications.insert_many(
+        {
+            "key": f"overdue:{ObjectId()}",
+            "user_id": ObjectId(reader.id),
+            "kind": "overdue",
+            "loan_id": ObjectId(),
+            "reservation_id": None,
+            "message": f"Backlog {n:03d}",
+            "created_at": now,
+            "read_at": None,
+            "next_mail_at": now,
+            "mailed_at": None,
+            "mail_attempts": 0,
+            "mail_claim": None,
+            "mail_claimed_until": None,
+            "mail_error": None,
+        }
+        for n in range(count)
+    )
+
+
+def _backlog_texts(smtp: MailServer) -> list[str]:
+    return sorted(
+        line
+        for _, message in smtp.received
+        for line in _text(message).splitlines()
+        if line.startswith("Backlog")
+    )
+
+
+def test_one_scan_mails_a_backlog_of_more_than_one_batch(
+    member: Account, raw_db: Any, smtp: MailServer, mailing: Desk
+) -> None:
+    count = service.MAIL_BATCH + 2
+    _backlog(raw_db, member, count)
+    assert mailing.scan() == 0
+    assert _backlog_texts(smtp) == [f"Backlog {n:03d}" for n in range(count)]
+    assert raw_db.notifications.count_documents({"mailed_at": None}) == 0
+    mailing.scan()
+    assert len(smtp.received) == count
+
+
+def _send(desk: Desk, **options: Any) -> int:
+    """`send_pending_mail` with other batch or budget, on the desk's (mailing) app."""
+    settings = desk.client.app.state.runtime.settings  # type: ignore[attr-defined]
+    job = partial(service.send_pending_mail, settings=settings, **options)
+    sent: int = desk.client.portal.call(job)  # type: ignore[union-attr]
+    return sent
+
+
+def test_batches_follow_one_another_and_concurrent_senders_share_them(
+    member: Account, raw_db: Any, smtp: MailServer, mailing: Desk
+) -> None:
+    _backlog(raw_db, member, 5)
+    assert _send(mailing, batch=2) == 5
+    assert _send(mailing, batch=2) == 0
+    assert _backlog_texts(smtp) == [f"Backlog {n:03d}" for n in range(5)]
+
+    raw_db.notifications.delete_many({})
+    smtp.received.clear()
+    _backlog(raw_db, member, 9)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        sent = list(pool.map(lambda _: _send(mailing, batch=2), range(3)))
+    assert sum(sent) == 9
+    assert _backlog_texts(smtp) == [f"Backlog {n:03d}" for n in range(9)]
+
+
+def test_no_new_batch_once_the_time_budget_is_spent(
+    member: Account, raw_db: Any, smtp: MailServer, mailing: Desk
+) -> None:
+    _backlog(raw_db, member, 5)
+    spent = timedelta(0)
+    assert [_send(mailing, batch=2, budget=spent) for _ in range(4)] == [2, 2, 1, 0]
+    assert _backlog_texts(smtp) == [f"Backlog {n:03d}" for n in range(5)]

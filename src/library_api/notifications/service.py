@@ -1,6 +1,7 @@
 """Notifications: created at hand-overs and by the periodic scan, read by their owner."""
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -195,7 +196,10 @@ async def scan(*, settings: Settings) -> int:
 
 # --- mail -----------------------------------------------------------------------------
 
+# Notifications claimed at once and sent over one SMTP session.
 MAIL_BATCH = 50
+# A scan claims no new batch after this long; the rest waits for the next scan.
+MAIL_TIME_BUDGET = timedelta(seconds=60)
 # A claim outlives any SMTP timeout; after it a crashed sender's notification is tried again.
 MAIL_CLAIM = timedelta(minutes=10)
 MAX_MAIL_ATTEMPTS = 8
@@ -263,24 +267,47 @@ async def _recipients(user_ids: set[PydanticObjectId]) -> dict[PydanticObjectId,
     return {raw["_id"]: (str(raw["email"]), str(raw["name"])) async for raw in found}
 
 
-async def send_pending_mail(*, settings: Settings) -> int:
-    """Mail the notifications due for mailing; returns how many went out. Never raises."""
+async def send_pending_mail(
+    *, settings: Settings, batch: int = MAIL_BATCH, budget: timedelta = MAIL_TIME_BUDGET
+) -> int:
+    """Mail the notifications due for mailing; returns how many went out. Never raises.
+
+    Batch after batch until none is pending, but no new batch once `budget` has passed:
+    a backlog must not hold up the scan for long, and what is left goes at the next one.
+    """
     if not settings.smtp_url:
         return 0
     try:
-        return await _send_pending(mailer.SmtpConfig.from_url(settings.smtp_url), settings)
+        config = mailer.SmtpConfig.from_url(settings.smtp_url)
     except Exception:
         logger.exception("mailing notifications failed; they stay queued")
         return 0
-
-
-async def _send_pending(config: mailer.SmtpConfig, settings: Settings) -> int:
     token = uuid4().hex
-    claimed: list[Notification] = []
-    while len(claimed) < MAIL_BATCH and (found := await _claim_for_mail(token)) is not None:
-        claimed.append(found)
-    if not claimed:
-        return 0
+    # Real elapsed time: the library clock is for dates, and tests move it.
+    deadline = time.monotonic() + budget.total_seconds()
+    sent = 0
+    try:
+        while True:
+            claimed: list[Notification] = []
+            while len(claimed) < batch and (found := await _claim_for_mail(token)) is not None:
+                claimed.append(found)
+            if not claimed:
+                break
+            done, server_up = await _send_batch(config, settings, token, claimed)
+            sent += done
+            # Each claimed one is settled (mailed, retried later or given up), so the next
+            # claims cannot pick it again: no mail goes twice.
+            if not server_up or len(claimed) < batch or time.monotonic() >= deadline:
+                break
+    except Exception:
+        logger.exception("mailing notifications failed; they stay queued")
+    return sent
+
+
+async def _send_batch(
+    config: mailer.SmtpConfig, settings: Settings, token: str, claimed: list[Notification]
+) -> tuple[int, bool]:
+    """Send claimed notifications over one SMTP session: (how many went, server reachable)."""
     recipients = await _recipients({n.user_id for n in claimed})
     sent = 0
     pending = list(claimed)
@@ -315,7 +342,8 @@ async def _send_pending(config: mailer.SmtpConfig, settings: Settings) -> int:
         logger.warning("SMTP server unavailable (%s); %d mails will be retried", exc, len(pending))
         for notification in pending:
             await _failed(notification, token, str(exc) or type(exc).__name__)
-    return sent
+        return sent, False
+    return sent, True
 
 
 # --- reading --------------------------------------------------------------------------
