@@ -4,6 +4,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
+
 from library_api import clock
 from tests.conftest import Account
 from tests.loans.support import API, Desk
@@ -215,14 +217,16 @@ def test_cancelling_a_ready_hold_passes_the_copy_on(
 def test_a_reader_who_got_a_shelf_copy_meanwhile_is_skipped(
     desk: Desk,
     make_account: Callable[..., Account],
-    librarian: Account,
+    raw_db: Any,
     assert_consistent: Callable[[], None],
 ) -> None:
     book, holder, (first, second) = _queue(desk, make_account, 2)
-    desk.client.patch(
-        f"{API}/books/{book}", json={"total_copies": 2}, headers=desk.headers(librarian)
+    # A copy reaches the shelf while readers wait only when a borrower beats a hand-over to
+    # it (reservations._shelve), and that borrower may be a reader in the queue: set it up.
+    raw_db.books.update_one(
+        {"_id": ObjectId(book)}, {"$inc": {"total_copies": 1, "available_copies": 1}}
     )
-    desk.lend(first, book)  # the new shelf copy, while still in the queue
+    desk.lend(first, book)  # the shelf copy, while still in the queue
     desk.give_back(holder, book)
     assert desk.reservation(first, book)["status"] == "fulfilled"
     assert desk.reservation(second, book)["status"] == "ready"
@@ -238,5 +242,38 @@ def test_the_last_hold_handed_back_puts_the_copy_on_the_shelf(
     desk.lend(first, book)
     desk.give_back(first, book)
     assert desk.copies(book) == 1
+    assert desk.reservation(first, book)["status"] == "fulfilled"
+    assert_consistent()
+
+
+def test_copies_added_while_readers_wait_go_to_the_queue(
+    desk: Desk,
+    make_account: Callable[..., Account],
+    librarian: Account,
+    member: Account,
+    assert_consistent: Callable[[], None],
+) -> None:
+    book, _, (first, second) = _queue(desk, make_account, 2)
+    raised = desk.client.patch(
+        f"{API}/books/{book}", json={"total_copies": 2}, headers=desk.headers(librarian)
+    )
+    assert raised.status_code == 200, raised.text
+    assert (raised.json()["total_copies"], raised.json()["available_copies"]) == (2, 0)
+    ready = desk.reservation(first, book)
+    assert ready["status"] == "ready"
+    assert [n["reservation_id"] for n in _notified(desk, first)] == [ready["id"]]
+    assert desk.reservation(second, book)["position"] == 1
+    refused = desk.borrow(member, book)
+    assert (refused.status_code, refused.json()["code"]) == (409, "no_copies_available")
+    assert_consistent()
+
+    # More copies than readers: each reader gets one, the rest go on the shelf.
+    desk.client.patch(
+        f"{API}/books/{book}", json={"total_copies": 5}, headers=desk.headers(librarian)
+    )
+    assert desk.reservation(second, book)["status"] == "ready"
+    assert desk.copies(book) == 2
+    assert desk.borrow(member, book).status_code == 201
+    assert desk.borrow(first, book).status_code == 201
     assert desk.reservation(first, book)["status"] == "fulfilled"
     assert_consistent()

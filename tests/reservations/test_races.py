@@ -87,3 +87,32 @@ def test_cancel_racing_pickup(
     next_status = desk.reservation(next_reader, book)["status"]
     assert next_status == ("waiting" if borrowed.status_code == 201 else "ready")
     assert_consistent()
+
+
+def test_copies_added_while_outsiders_borrow_go_to_the_queue_first(
+    desk: Desk,
+    make_account: Callable[..., Account],
+    librarian: Account,
+    assert_consistent: Callable[[], None],
+) -> None:
+    holder = make_account("member")
+    readers = [make_account("member") for _ in range(2)]
+    outsiders = [make_account("member") for _ in range(4)]
+    book = desk.book(copies=1)
+    desk.lend(holder, book)
+    for reader in readers:
+        desk.hold(reader, book)
+
+    def raise_to_four() -> Any:
+        return desk.client.patch(
+            f"{API}/books/{book}", json={"total_copies": 4}, headers=desk.headers(librarian)
+        )
+
+    borrows: list[Callable[[], Any]] = [lambda o=o: desk.borrow(o, book) for o in outsiders]
+    results = _at_once([raise_to_four, *borrows])
+    assert results[0].status_code == 200, results[0].text
+    # Three copies added, two readers waiting: outsiders share the one copy left over.
+    assert Counter(r.status_code for r in results[1:]) == {201: 1, 409: 3}
+    assert [desk.reservation(r, book)["status"] for r in readers] == ["ready", "ready"]
+    assert desk.copies(book) == 0
+    assert_consistent()

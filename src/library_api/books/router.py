@@ -98,10 +98,15 @@ async def get_book(book_id: str, _: CurrentUser) -> BookPublic:
     summary="Change a book (librarian)",
     description="Any subset of the fields; `null` clears an optional one. `409 copies_in_use` "
     "when `total_copies` would fall below the copies on loan or held for a reservation; "
-    "`409 isbn_taken`, `422 invalid_isbn` as on create.",
+    "`409 isbn_taken`, `422 invalid_isbn` as on create. Copies added while readers wait go "
+    "to the oldest waiting reservations (which become `ready`), not to the shelf.",
 )
-async def update_book(book_id: str, body: BookUpdate, _: LibrarianUser) -> BookPublic:
-    book = await service.update_book(book_id=object_id(book_id, "Book"), data=body)
+async def update_book(
+    book_id: str, body: BookUpdate, _: LibrarianUser, runtime: RuntimeDep
+) -> BookPublic:
+    book = await service.update_book(
+        book_id=object_id(book_id, "Book"), data=body, settings=runtime.settings
+    )
     return BookPublic.of(book)
 
 

@@ -10,8 +10,10 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .. import clock
+from ..config import Settings
 from ..errors import AppError, not_found
 from ..files.storage import Storage
+from ..reservations import service as reservations
 from ..reservations.models import Reservation, ReservationStatus
 from . import importer, terms
 from .models import Book
@@ -164,8 +166,13 @@ def _changes(data: BookUpdate) -> dict[str, Any]:
     return changes
 
 
-async def update_book(*, book_id: PydanticObjectId, data: BookUpdate) -> Book:
-    """Apply a PATCH in one conditional update; lowering the copies below those out is 409."""
+async def update_book(*, book_id: PydanticObjectId, data: BookUpdate, settings: Settings) -> Book:
+    """Apply a PATCH in one conditional update; lowering the copies below those out is 409.
+
+    Copies a raised `total_copies` frees while readers wait never reach the shelf, where a
+    reader outside the queue could borrow them: the same update counts them as held (the
+    reservations hand-over protocol), then each is promised to the oldest waiting reader.
+    """
     changes = _changes(data)
     total = data.total_copies if "total_copies" in data.model_fields_set else None
     if not changes and total is None:
@@ -175,14 +182,21 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate) -> Book:
     # document in the same atomic step; $literal keeps a "$..." title from reading a field.
     stages: list[dict[str, Any]] = [{"$set": {k: {"$literal": v} for k, v in changes.items()}}]
     query: dict[str, Any] = {"_id": book_id}
+    waiting = 0
     if total is not None:
+        # Counted before the update: a reader who joins the queue after it looks at the
+        # shelf again once queued (see reservations.reserve); one who left is skipped.
+        waiting = await reservations.count_waiting(book_id=book_id)
         out = {"$add": ["$loaned_copies", "$held_copies"]}
+        free = {"$subtract": [{"$literal": total}, out]}
+        queued = {"$min": [{"$literal": waiting}, free]}
         query["$expr"] = {"$lte": [out, total]}
         stages.append(
             {
                 "$set": {
                     "total_copies": {"$literal": total},
-                    "available_copies": {"$subtract": [{"$literal": total}, out]},
+                    "available_copies": {"$subtract": [free, queued]},
+                    "held_copies": {"$add": ["$held_copies", queued]},
                 }
             }
         )
@@ -190,10 +204,10 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate) -> Book:
         parts = [{"$ifNull": [f"${f}", []]} for f in ("title_terms", "author_terms", "isbn_terms")]
         stages.append({"$set": {"search_terms": {"$setUnion": parts}}})
     collection = Book.get_pymongo_collection()
+    # With readers waiting, the document before the update tells how many copies it held.
+    returned = ReturnDocument.BEFORE if waiting else ReturnDocument.AFTER
     try:
-        raw = await collection.find_one_and_update(
-            query, stages, return_document=ReturnDocument.AFTER
-        )
+        raw = await collection.find_one_and_update(query, stages, return_document=returned)
     except DuplicateKeyError:
         raise _isbn_taken() from None
     if raw is None:
@@ -204,6 +218,11 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate) -> Book:
                 "total_copies cannot go below the copies on loan or held for reservations",
             )
         raise not_found("Book")
+    if total is not None and waiting:
+        held = min(waiting, total - raw["loaned_copies"] - raw["held_copies"])
+        for _ in range(held):
+            await reservations.place_held_copy(book_id=book_id, settings=settings)
+        return await get_book(book_id=book_id)
     book: Book = Book.model_validate(raw)
     return book
 

@@ -6,7 +6,8 @@ So a ready reservation always has its copy in `held_copies`, and whoever moves a
 reservation on (its reader borrowing, cancelling, or expiry) with a conditional update owns
 that copy from then on. `place_held_copy` gives such an unpromised held copy to the oldest
 waiting reader, or puts it back on the shelf; `hand_on_returned_copy` does the same for a
-copy coming back from a loan.
+copy coming back from a loan, and a PATCH raising `total_copies` counts the copies it adds
+for waiting readers in `held_copies` in its own update before placing each here.
 """
 
 from datetime import datetime, timedelta
@@ -49,6 +50,13 @@ async def _anyone_waiting(book_id: PydanticObjectId) -> bool:
         {"book_id": book_id, "status": WAITING}, {"_id": 1}
     )
     return found is not None
+
+
+async def count_waiting(*, book_id: PydanticObjectId) -> int:
+    """How many readers wait for the book: copies a change to its stock should hold for them."""
+    return await Reservation.get_pymongo_collection().count_documents(
+        {"book_id": book_id, "status": WAITING}
+    )
 
 
 async def _shelve(book_id: PydanticObjectId, counted_in: str) -> bool:
