@@ -118,3 +118,38 @@ def test_stats_are_for_librarians(client: TestClient, desk: Desk, member: Accoun
     assert response.status_code == 403
     assert response.json()["code"] == "forbidden"
     assert client.get(STATS).status_code == 401
+
+
+def test_the_ranking_counts_every_loan_ever_and_breaks_ties_by_title_then_id(
+    client: TestClient,
+    desk: Desk,
+    librarian: Account,
+    member: Account,
+    other_member: Account,
+) -> None:
+    # Two books of one title, the first created has the lower id.
+    first_same, second_same = desk.book("Same"), desk.book("Same")
+    zed, held, alpha = desk.book("Zed"), desk.book("Held"), desk.book("Alpha")
+    desk.book("Never borrowed")
+    for _ in range(3):  # three loans, all returned
+        desk.borrow(member, zed)
+        desk.give_back(member, zed)
+    desk.borrow(member, held)
+    refused = client.post(f"{API}/books/{held['id']}/borrow", headers=desk.headers(other_member))
+    assert refused.status_code == 409  # a refused borrow is no loan
+    desk.reserve(other_member, held)
+    desk.give_back(member, held)  # the copy is held for other_member...
+    desk.borrow(other_member, held)  # ...who borrows it: a loan of a held copy counts too
+    for book in (second_same, first_same, alpha):
+        desk.borrow(member, book)
+    desk.give_back(member, second_same)
+
+    top = _stats(client, desk, librarian)["top_borrowed"]
+    assert top == [
+        {"book_id": zed["id"], "title": "Zed", "loans": 3},
+        {"book_id": held["id"], "title": "Held", "loans": 2},
+        {"book_id": alpha["id"], "title": "Alpha", "loans": 1},
+        {"book_id": first_same["id"], "title": "Same", "loans": 1},
+        {"book_id": second_same["id"], "title": "Same", "loans": 1},
+    ]
+    assert first_same["id"] < second_same["id"]
