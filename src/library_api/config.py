@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     uploads_dir: Path = Path("./uploads")
     max_cover_bytes: int = Field(default=5_242_880, ge=1)
     max_document_bytes: int = Field(default=104_857_600, ge=1)
+    max_import_bytes: int = Field(default=20_971_520, ge=1)
     storage_backend: Literal["local", "gridfs"] = "local"
 
     loan_days: int = Field(default=14, ge=1)

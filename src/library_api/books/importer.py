@@ -1,34 +1,109 @@
 """Reading a catalogue CSV upload one record at a time, never the whole file at once.
 
-Bytes are decoded as they arrive; lines are gathered into a record until its quotes balance
-(RFC 4180: a field with a line break is quoted), so the csv module parses one record at a time
-and memory holds one chunk and one record, whatever the file's size.
+The upload is streamed from the request into a temporary file under UPLOADS_DIR (the import
+reads it twice: once to check it, once to import it), never held in memory and never larger
+than MAX_IMPORT_BYTES. Bytes are decoded as they are read back; lines are gathered into a
+record until its quotes balance (RFC 4180: a field with a line break is quoted), so the csv
+module parses one record at a time and memory holds one chunk and one record, whatever the
+file's size.
 """
 
+import asyncio
 import codecs
 import csv
 import re
+import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import IO, Any, Protocol
 
 from ..errors import AppError
+from ..files.storage import TEMP_PREFIX
+from ..files.upload import file_too_large
 
 COLUMNS = ("title", "authors", "isbn", "published_date", "genres", "total_copies")
 LIST_SEPARATOR = ";"
 CHUNK_BYTES = 64 * 1024
 # One record this long is not a catalogue row: most likely a quote that is never closed.
 MAX_RECORD_CHARS = 64 * 1024
+# Every data row may end up in the report's `errors`, which is kept whole (created + skipped
+# + errors = data rows); a 2-byte bad row costs about 600 bytes there, so the byte limit alone
+# would let a 20 MiB file of them take gigabytes. More rows than this: the file is refused.
+MAX_IMPORT_ROWS = 100_000
+# Bytes gathered before each write of the temporary file (one thread hop per write).
+SPOOL_BATCH_BYTES = 1 << 20
 # After "\n", or after "\r" not followed by "\n": Windows, Unix and old Mac line ends.
 _LINE_END = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
 
 
 class Upload(Protocol):
-    """What is read from an uploaded file (Starlette's UploadFile is one)."""
+    """What is read from an uploaded file (a SpooledUpload, or Starlette's UploadFile)."""
 
     async def read(self, size: int = -1) -> bytes: ...
 
     async def seek(self, offset: int) -> None: ...
+
+
+class Incoming(Protocol):
+    """A file part as it arrives (files.upload.MultipartUpload)."""
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+
+class SpooledUpload:
+    """An upload kept in a temporary file, read back from any offset in a worker thread."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+
+    async def read(self, size: int = -1) -> bytes:
+        return await asyncio.to_thread(self._file.read, size)
+
+    async def seek(self, offset: int) -> None:
+        await asyncio.to_thread(self._file.seek, offset)
+
+
+def _create(directory: Path) -> tuple[Path, IO[bytes]]:
+    directory.mkdir(parents=True, exist_ok=True)
+    # The prefix of the storage's temporaries: the start-up sweep removes those a crash left.
+    path = directory / f"{TEMP_PREFIX}import-{uuid.uuid4().hex}"
+    return path, path.open("x+b")
+
+
+def _discard(path: Path, file: IO[bytes]) -> None:
+    file.close()
+    path.unlink(missing_ok=True)
+
+
+@asynccontextmanager
+async def spooled(
+    incoming: Incoming, *, directory: Path, max_bytes: int
+) -> AsyncIterator[SpooledUpload]:
+    """The whole upload in a temporary file under `directory`, removed on the way out.
+
+    413 `file_too_large` as soon as more than `max_bytes` have arrived. The file is removed
+    whatever happens: success, refusal, a client that goes away, a cancelled request.
+    """
+    path, file = await asyncio.to_thread(_create, directory)
+    try:
+        received = 0
+        batch = bytearray()
+        async for chunk in incoming.chunks():
+            received += len(chunk)
+            if received > max_bytes:
+                raise file_too_large(max_bytes)
+            batch += chunk
+            if len(batch) >= SPOOL_BATCH_BYTES:
+                await asyncio.to_thread(file.write, bytes(batch))
+                batch.clear()
+        await asyncio.to_thread(file.write, bytes(batch))
+        await asyncio.to_thread(file.seek, 0)
+        yield SpooledUpload(file)
+    finally:
+        # Shielded: a cancelled request must still not leave its file behind.
+        await asyncio.shield(asyncio.to_thread(_discard, path, file))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,19 +182,25 @@ async def _records(upload: Upload) -> AsyncIterator[list[str]]:
 async def read_rows(upload: Upload) -> AsyncIterator[Row]:
     """The data rows of the file, numbered as in the file; blank rows are left out.
 
-    Raises AppError 422 `invalid_csv` (not UTF-8 text, or broken quoting) or
-    `invalid_csv_header` (the first row is not the expected header).
+    Raises AppError 422 `invalid_csv` (not UTF-8 text, or broken quoting),
+    `invalid_csv_header` (the first row is not the expected header) or 413 `file_too_large`
+    (more than MAX_IMPORT_ROWS data rows).
     """
     records = _records(upload)
     header = await anext(records, None)
     names = [name.strip().lower() for name in header or []]
     if sorted(names) != sorted(COLUMNS):
         raise _header_error()
-    number = 1
+    number, data_rows = 1, 0
     async for cells in records:
         number += 1
         if not any(cell.strip() for cell in cells):
             continue
+        data_rows += 1
+        if data_rows > MAX_IMPORT_ROWS:
+            raise AppError(
+                413, "file_too_large", f"The file has more than {MAX_IMPORT_ROWS} data rows"
+            )
         if len(cells) != len(names):
             yield Row(number, None, f"Expected {len(names)} fields, found {len(cells)}")
             continue

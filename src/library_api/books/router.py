@@ -1,17 +1,59 @@
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, UploadFile, status
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 
 from ..db import object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
-from ..errors import responses
+from ..errors import AppError, responses
+from ..files.upload import MultipartUpload
 from ..pagination import Page, Pagination
-from . import service
+from . import importer, service
 from .schemas import BookCreate, BookPublic, BookSort, BookUpdate, ImportReport
 
 router = APIRouter(prefix="/books", tags=["books"])
 
 SearchText = Annotated[str | None, Query(max_length=500)]
+
+
+async def _import_upload(
+    _: LibrarianUser, runtime: RuntimeDep, request: Request
+) -> MultipartUpload:
+    """The CSV part, read as it arrives (no `File` parameter: FastAPI would spool the form).
+
+    Runs before the body is read: token and role first, then the declared size.
+    """
+    try:
+        return MultipartUpload(request, limit=runtime.settings.max_import_bytes)
+    except AppError as exc:
+        if exc.code != "unsupported_media_type":
+            raise
+        # As when `file` was a form parameter: a body that is no multipart form lacks it.
+        missing = {"type": "missing", "loc": ("body", "file"), "msg": "Field required"}
+        raise RequestValidationError([missing]) from None
+
+
+ImportUpload = Annotated[MultipartUpload, Depends(_import_upload)]
+_CSV_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The CSV file, at most MAX_IMPORT_BYTES",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.get(
@@ -65,7 +107,8 @@ async def create_book(body: BookCreate, _: LibrarianUser) -> BookPublic:
 @router.post(
     "/import",
     response_model=ImportReport,
-    responses=responses(401, 403),
+    responses=responses(400, 401, 403, 413),
+    openapi_extra=_CSV_BODY,
     summary="Add books from a CSV file (librarian)",
     description="Multipart field `file`: UTF-8 CSV (a byte-order mark is fine) whose first row "
     "is the header `title,authors,isbn,published_date,genres,total_copies` (any order, any "
@@ -75,10 +118,16 @@ async def create_book(body: BookCreate, _: LibrarianUser) -> BookPublic:
     "(also by an earlier row of the file) are `skipped`, every other row is listed in "
     "`errors` with its row number (the header is row 1; blank rows are not counted as data). "
     "A file that is not UTF-8 CSV text or whose quoting is broken is refused whole with "
-    "`422 invalid_csv`; a wrong or missing header with `422 invalid_csv_header`.",
+    "`422 invalid_csv`; a wrong or missing header with `422 invalid_csv_header`. "
+    "A file over `MAX_IMPORT_BYTES` (at once when `Content-Length` already says so) or with "
+    f"more than {importer.MAX_IMPORT_ROWS:,} data rows is refused whole with "
+    "`413 file_too_large`; nothing is created.",
 )
-async def import_books(file: UploadFile, _: LibrarianUser) -> ImportReport:
-    return await service.import_books(upload=file)
+async def import_books(upload: ImportUpload, runtime: RuntimeDep) -> ImportReport:
+    async with importer.spooled(
+        upload, directory=runtime.settings.uploads_dir, max_bytes=upload.limit
+    ) as csv_file:
+        return await service.import_books(upload=csv_file)
 
 
 @router.get(
