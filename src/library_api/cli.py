@@ -129,14 +129,20 @@ def seed_demo(_: argparse.Namespace) -> None:
     _run(settings, work)
 
 
-def check_consistency(_: argparse.Namespace) -> None:
-    from .loans.service import check_consistency as find_drift
+def check_consistency(args: argparse.Namespace) -> None:
+    from .loans import consistency
 
     settings = _settings()
     drift: list[str] = []
 
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
     async def work(_: Database) -> None:
-        drift.extend(await find_drift())
+        if args.repair:
+            for line in await consistency.repair(settings=settings, progress=progress):
+                print(f"repaired {line}", flush=True)
+        drift.extend(await consistency.check_consistency())
 
     _run(settings, work)
     for line in drift:
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser(
         "check-consistency", help="recompute copy and loan counters; exit 1 on drift"
     )
+    p.add_argument("--repair", action="store_true", help="first set drifted counters right")
     p.set_defaults(handler=check_consistency)
 
     args = parser.parse_args(argv)

@@ -104,15 +104,22 @@ def desk(client: TestClient, librarian: Account) -> Desk:
 
 
 def run_cli(
-    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch, *argv: str
+    client: TestClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    *argv: str,
+    output: io.StringIO | None = None,
 ) -> tuple[int, str]:
-    """`library-api <argv>` in this process against the test database: (exit status, output)."""
+    """`library-api <argv>` in this process against the test database: (exit status, output).
+
+    Pass `output` to read what the command prints while it runs (from another thread).
+    """
     assert settings.mongodb_url and settings.jwt_secret
     monkeypatch.setenv("MONGODB_URL", settings.mongodb_url)
     monkeypatch.setenv("MONGODB_DB", settings.mongodb_db)
     monkeypatch.setenv("JWT_SECRET", settings.jwt_secret)
     config.get_settings.cache_clear()
-    output = io.StringIO()
+    output = output or io.StringIO()
     status = 0
     try:
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):

@@ -2,7 +2,8 @@
 
 There are no transactions: every step is one conditional update on one document, taken in
 an order that never over-lends, and a borrow that fails part-way gives back what it took.
-The counters stay exact between requests; `check_consistency` recomputes them to prove it.
+The counters stay exact between requests; consistency.py recomputes them to prove it, and
+repairs them after a request cut off between its writes.
 """
 
 import asyncio
@@ -220,7 +221,9 @@ async def borrow(
             try:
                 await step()
             except Exception:
-                logger.exception("could not undo a borrow step; check-consistency shows the drift")
+                logger.exception(
+                    "could not undo a borrow step; check-consistency --repair mends it"
+                )
         raise
     return loan
 
@@ -345,55 +348,3 @@ async def list_loans(
     total = await Loan.find(query).count()
     found = await Loan.find(query).sort("-borrowed_at", "-_id").skip(skip).limit(limit).to_list()
     return found, total
-
-
-async def _counts(collection: Any, match: dict[str, Any], key: str) -> dict[Any, int]:
-    cursor = await collection.aggregate(
-        [{"$match": match}, {"$group": {"_id": f"${key}", "n": {"$sum": 1}}}]
-    )
-    return {row["_id"]: row["n"] async for row in cursor}
-
-
-async def check_consistency() -> list[str]:
-    """Recompute every copy and loan counter from the loans and reservations; list the drift."""
-    loans = Loan.get_pymongo_collection()
-    active = {"status": ACTIVE}
-    loaned = await _counts(loans, active, "book_id")
-    per_user = await _counts(loans, active, "user_id")
-    held = await _counts(
-        Reservation.get_pymongo_collection(),
-        {"status": ReservationStatus.ready.value},
-        "book_id",
-    )
-    drift: list[str] = []
-    seen: set[Any] = set()
-    counters = ("title", "total_copies", "available_copies", "loaned_copies", "held_copies")
-    async for book in Book.get_pymongo_collection().find({}, dict.fromkeys(counters, 1)):
-        seen.add(book["_id"])
-        expected = {"loaned_copies": loaned.get(book["_id"], 0)}
-        expected["held_copies"] = held.get(book["_id"], 0)
-        out = expected["loaned_copies"] + expected["held_copies"]
-        expected["available_copies"] = book["total_copies"] - out
-        wrong = [
-            f"{name} {book.get(name)} (expected {value})"
-            for name, value in expected.items()
-            if book.get(name) != value
-        ]
-        if out > book["total_copies"]:
-            wrong.append(f"more copies out than total_copies {book['total_copies']}")
-        if wrong:
-            drift.append(f"book {book['_id']} {book['title']!r}: " + ", ".join(wrong))
-    for book_id in (set(loaned) | set(held)) - seen:
-        drift.append(f"book {book_id} (missing): has active loans or ready reservations")
-    users_seen: set[Any] = set()
-    async for user in User.get_pymongo_collection().find({}, {"email": 1, "active_loans": 1}):
-        users_seen.add(user["_id"])
-        expected_loans = per_user.get(user["_id"], 0)
-        if user.get("active_loans", 0) != expected_loans:
-            drift.append(
-                f"user {user['_id']} {user['email']}: active_loans "
-                f"{user.get('active_loans', 0)} (expected {expected_loans})"
-            )
-    for user_id in set(per_user) - users_seen:
-        drift.append(f"user {user_id} (missing): has {per_user[user_id]} active loans")
-    return drift

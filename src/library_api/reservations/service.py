@@ -93,6 +93,22 @@ async def hand_on_returned_copy(*, book_id: PydanticObjectId, settings: Settings
     await place_held_copy(book_id=book_id, settings=settings)
 
 
+async def offer_shelf_copies(*, book_id: PydanticObjectId, settings: Settings) -> None:
+    """Hand shelf copies to waiting readers, one at a time, while both last.
+
+    For copies that reached the shelf by another way than a hand-over (a counter repair).
+    """
+    books = Book.get_pymongo_collection()
+    while await _anyone_waiting(book_id):
+        pulled = await books.update_one(
+            {"_id": book_id, "available_copies": {"$gt": 0}},
+            {"$inc": {"available_copies": -1, "held_copies": 1}},
+        )
+        if pulled.modified_count == 0:
+            return
+        await place_held_copy(book_id=book_id, settings=settings)
+
+
 async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> Reservation | None:
     """Promise an unpromised held copy to the oldest waiting reader, or shelve it.
 
