@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from .. import clock
 from ..books.models import Book
 from ..config import Settings
-from ..db import doc_id
+from ..db import doc_id, object_id
 from ..errors import AppError, not_found
 from ..reservations import service as reservations
 from ..reservations.models import Reservation, ReservationStatus
@@ -164,12 +164,21 @@ async def _refusal(book_id: PydanticObjectId, borrower: User, code: str) -> AppE
     return _refused(code)
 
 
-async def _borrower(*, actor: User, user_id: PydanticObjectId | None) -> User:
-    if user_id is None or user_id == actor.id:
+def _names(actor: User, user_id: str) -> bool:
+    try:
+        return object_id(user_id, "User") == actor.id
+    except AppError:
+        return False
+
+
+async def _borrower(*, actor: User, user_id: str | None) -> User:
+    if user_id is None or _names(actor, user_id):
         return actor
     if not actor.role.at_least(Role.librarian):
+        # The role decides first, whatever the id (malformed, unknown or someone's): a member
+        # learns nothing about other ids.
         raise AppError(403, "forbidden", "A member may only borrow for itself")
-    user = await User.get(user_id)
+    user = await User.get(object_id(user_id, "User"))
     if user is None:
         raise not_found("User")
     if not user.is_active:
@@ -181,10 +190,10 @@ async def borrow(
     *,
     book_id: PydanticObjectId,
     actor: User,
-    user_id: PydanticObjectId | None,
+    user_id: str | None,
     settings: Settings,
 ) -> Loan:
-    """Lend a copy to the actor (or, for a librarian, to `user_id`).
+    """Lend a copy to the actor (or, for a librarian, to the reader `user_id` names).
 
     Three round trips in the common case: the reader's loan slot (with the overdue check
     beside it), a copy, the loan itself.
@@ -329,18 +338,17 @@ async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -
 
 async def list_loans(
     *,
-    user_id: PydanticObjectId | None,
-    book_id: PydanticObjectId | None,
+    user_id: PydanticObjectId | str | None,
+    book_id: PydanticObjectId | str | None,
     status: LoanFilter | None,
     skip: int,
     limit: int,
 ) -> tuple[list[Loan], int]:
-    """A page of loans, newest first."""
-    query: dict[str, Any] = {}
-    if user_id is not None:
-        query["user_id"] = user_id
-    if book_id is not None:
-        query["book_id"] = book_id
+    """A page of loans, newest first; a malformed id filter matches nothing."""
+    ids = reservations.id_filters(user_id=user_id, book_id=book_id)
+    if ids is None:
+        return [], 0
+    query: dict[str, Any] = dict(ids)
     if status == LoanFilter.overdue:
         query.update(status=ACTIVE, due_at={"$lt": clock.now()})
     elif status is not None:

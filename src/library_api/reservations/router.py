@@ -12,7 +12,9 @@ from .schemas import ReservationPublic
 
 router = APIRouter(tags=["reservations"])
 
-IdFilter = Annotated[str | None, Query(pattern="^[0-9a-fA-F]{24}$")]
+IdFilter = Annotated[
+    str | None, Query(description="An id; a malformed one matches nothing (empty page).")
+]
 
 
 def _page(
@@ -73,8 +75,8 @@ async def list_reservations(
     status: ReservationStatus | None = None,
 ) -> Page[ReservationPublic]:
     found, total = await service.list_reservations(
-        user_id=object_id(user_id, "User") if user_id else None,
-        book_id=object_id(book_id, "Book") if book_id else None,
+        user_id=user_id,
+        book_id=book_id,
         status=status,
         skip=paging.skip,
         limit=paging.page_size,

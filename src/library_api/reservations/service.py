@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 from .. import clock
 from ..books.models import Book
 from ..config import Settings, get_settings
-from ..db import doc_id
+from ..db import doc_id, object_id
 from ..errors import AppError, not_found
 from ..loans.models import Loan, LoanStatus
 from ..notifications.service import announce_ready
@@ -32,6 +32,26 @@ READY = ReservationStatus.ready.value
 QUEUE_ORDER = [("created_at", ASCENDING), ("_id", ASCENDING)]
 
 Positioned = tuple[Reservation, int | None]
+
+
+def id_filters(**ids: PydanticObjectId | str | None) -> dict[str, PydanticObjectId] | None:
+    """Query clauses for list filters by id; None when a client's id is malformed.
+
+    A malformed id names nothing, so the list is empty rather than a 422. An empty string is
+    a filter left out.
+    """
+    clauses: dict[str, PydanticObjectId] = {}
+    for field, value in ids.items():
+        if isinstance(value, str):
+            if not value:
+                continue
+            try:
+                value = object_id(value, field)
+            except AppError:
+                return None
+        if value is not None:
+            clauses[field] = value
+    return clauses
 
 
 def _closing(status: ReservationStatus, now: datetime) -> dict[str, Any]:
@@ -251,8 +271,8 @@ def _listing(query: dict[str, Any]) -> Any:
 
 async def list_reservations(
     *,
-    user_id: PydanticObjectId | None,
-    book_id: PydanticObjectId | None,
+    user_id: PydanticObjectId | str | None,
+    book_id: PydanticObjectId | str | None,
     status: ReservationStatus | None,
     skip: int,
     limit: int,
@@ -263,12 +283,11 @@ async def list_reservations(
     Lapsed holds are expired first, everyone's: one of them may be what moves this
     reader's reservation up to ready. It costs one indexed read when none has lapsed.
     """
+    ids = id_filters(user_id=user_id, book_id=book_id)
+    if ids is None:
+        return [], 0
     await _expire({}, settings)
-    query: dict[str, Any] = {}
-    if user_id is not None:
-        query["user_id"] = user_id
-    if book_id is not None:
-        query["book_id"] = book_id
+    query: dict[str, Any] = dict(ids)
     if status is not None:
         query["status"] = status.value
     total = await Reservation.find(query).count()
