@@ -295,23 +295,45 @@ async def list_reservations(
     return await positions(found), total
 
 
-async def cancel(*, reservation_id: PydanticObjectId, actor: User, settings: Settings) -> None:
-    """Cancel an open reservation; a ready one's copy goes to the next reader or the shelf."""
-    mine = not actor.role.at_least(Role.librarian)
-    query: dict[str, Any] = {"_id": reservation_id, "open": True}
-    if mine:
-        query["user_id"] = doc_id(actor)
+async def _cancel_one(query: dict[str, Any], settings: Settings) -> bool:
+    """Cancel the open reservation `query` finds; a ready one's copy moves on. True if done."""
     before = await Reservation.get_pymongo_collection().find_one_and_update(
-        query,
+        {**query, "open": True},
         {"$set": _closing(ReservationStatus.cancelled, clock.now())},
         return_document=ReturnDocument.BEFORE,
     )
     if before is None:
+        return False
+    if before["status"] == READY:
+        await place_held_copy(book_id=before["book_id"], settings=settings)
+    return True
+
+
+async def cancel(*, reservation_id: PydanticObjectId, actor: User, settings: Settings) -> None:
+    """Cancel an open reservation; a ready one's copy goes to the next reader or the shelf."""
+    mine = not actor.role.at_least(Role.librarian)
+    query: dict[str, Any] = {"_id": reservation_id}
+    if mine:
+        query["user_id"] = doc_id(actor)
+    if not await _cancel_one(query, settings):
         existing = await Reservation.get(reservation_id)
         if existing is None or (mine and existing.user_id != actor.id):
             raise not_found("Reservation")
         raise AppError(
             409, "reservation_closed", f"This reservation is already {existing.status.value}"
         )
-    if before["status"] == READY:
-        await place_held_copy(book_id=before["book_id"], settings=settings)
+
+
+async def cancel_open_for_user(*, user_id: PydanticObjectId, settings: Settings) -> int:
+    """Cancel every open reservation of a reader (deactivated); how many were cancelled.
+
+    Each is cancelled on its own, as `cancel` does it, so a ready one's copy goes to the next
+    reader or the shelf, and one that its reader borrows meanwhile stays fulfilled.
+    """
+    found = Reservation.get_pymongo_collection().find(
+        {"user_id": user_id, "open": True}, {"_id": 1}
+    )
+    cancelled = 0
+    for raw in await found.to_list(None):
+        cancelled += await _cancel_one({"_id": raw["_id"]}, settings)
+    return cancelled
