@@ -265,6 +265,24 @@ async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) 
     return (await positions([reservation]))[0]
 
 
+async def _expiry_scope(ids: dict[str, PydanticObjectId]) -> dict[str, Any] | None:
+    """The holds whose lapse a list filtered by `ids` could show; None for none.
+
+    A lapsed hold changes its own status and, as its copy moves on, the next reader's status
+    and the positions behind: so the filtered book, or every book the filtered reader has an
+    open reservation for, or (no filter) every book, which the notification scan also does.
+    """
+    if "book_id" in ids:
+        return {"book_id": ids["book_id"]}
+    if "user_id" not in ids:
+        return {}
+    found = Reservation.get_pymongo_collection().find(
+        {"user_id": ids["user_id"], "status": {"$in": [WAITING, READY]}}, {"book_id": 1}
+    )
+    books = [raw["book_id"] for raw in await found.to_list(None)]
+    return {"book_id": {"$in": books}} if books else None
+
+
 def _listing(query: dict[str, Any]) -> Any:
     return Reservation.find(query).sort("-created_at", "-_id")
 
@@ -280,13 +298,15 @@ async def list_reservations(
 ) -> tuple[list[Positioned], int]:
     """A page of reservations, newest first.
 
-    Lapsed holds are expired first, everyone's: one of them may be what moves this
-    reader's reservation up to ready. It costs one indexed read when none has lapsed.
+    Lapsed holds are expired first where that could change what the page shows (see
+    `_expiry_scope`), so a ready reservation past its pickup time is never listed as ready.
     """
     ids = id_filters(user_id=user_id, book_id=book_id)
     if ids is None:
         return [], 0
-    await _expire({}, settings)
+    scope = await _expiry_scope(ids)
+    if scope is not None:
+        await _expire(scope, settings)
     query: dict[str, Any] = dict(ids)
     if status is not None:
         query["status"] = status.value
