@@ -95,11 +95,14 @@ async def get_user(user_id: str, _: LibrarianUser) -> UserPublic:
     responses=responses(401, 403, 404, 409),
     summary="Rename, change the role of, or (de)activate a user (admin)",
 )
-async def administer_user(user_id: str, body: UserAdminUpdate, _: AdminUser) -> UserPublic:
+async def administer_user(
+    user_id: str, body: UserAdminUpdate, _: AdminUser, runtime: RuntimeDep
+) -> UserPublic:
     user = await service.administer(
         user_id=object_id(user_id, "User"),
         name=body.name,
         role=body.role,
         is_active=body.is_active,
+        settings=runtime.settings,
     )
     return UserPublic.of(user)

@@ -14,6 +14,7 @@ from ..config import Settings
 from ..db import doc_id
 from ..errors import AppError, not_found
 from ..loans.models import Loan, LoanStatus
+from ..reservations import service as reservations_service
 from ..security import PasswordHasher
 from .models import Role, User
 
@@ -114,9 +115,14 @@ async def change_password(
 
 
 async def administer(
-    *, user_id: PydanticObjectId, name: str | None, role: Role | None, is_active: bool | None
+    *,
+    user_id: PydanticObjectId,
+    name: str | None,
+    role: Role | None,
+    is_active: bool | None,
+    settings: Settings,
 ) -> User:
-    """Apply an admin's changes; deactivating ends every session of the user."""
+    """Apply an admin's changes; deactivating ends the user's sessions and reservations."""
     target = await get_user(user_id=user_id)
     changes: dict[str, Any] = {}
     if name is not None:
@@ -140,4 +146,6 @@ async def administer(
         raise AppError(409, "last_admin", "The last active admin cannot be demoted or deactivated")
     if target.is_active and not updated.is_active:
         await auth_service.revoke_all(user_id=user_id)
+        # A held copy must not wait days for a reader who can no longer log in.
+        await reservations_service.cancel_open_for_user(user_id=user_id, settings=settings)
     return updated
