@@ -51,7 +51,8 @@ def test_figures_of_a_small_library(
     desk.borrow(member, alpha)
     desk.borrow(member, beta)
     desk.borrow(other_member, gamma)
-    desk.reserve(leaving, gamma)  # waiting: the only copy is out
+    desk.reserve(leaving, gamma)  # cancelled below, when its reader is deactivated
+    desk.reserve(member, gamma)  # waiting: the only copy is out
     desk.give_back(member, beta)
     clock.advance(timedelta(days=10))
     desk.borrow(other_member, alpha)
