@@ -17,10 +17,7 @@ import io
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,11 +32,11 @@ import httpx2
 from pymongo import monitoring
 from starlette.testclient import TestClient
 
-API = "/api/v1"
-ADMIN_EMAIL = "bench-admin@example.com"
-ADMIN_PASSWORD = "bench admin passphrase"
+from server import ADMIN_EMAIL, ADMIN_PASSWORD, API, bearer, running, server_env, use_in_process
+
 PASSWORD = "bench member passphrase"
-JWT_SECRET = "bench-secret-" + "x" * 40
+# Logins are set-up here, not what is measured: keep them cheap.
+CHEAP_LOGINS = {"ARGON2_MEMORY_KIB": "64", "ARGON2_TIME_COST": "1"}
 AUTH = {("find", "sessions"), ("find", "users"), ("update", "sessions")}
 
 
@@ -47,49 +44,6 @@ def isbn13(serial: int) -> str:
     body = f"978{serial:09d}"
     total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
     return body + str((10 - total % 10) % 10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def server_env(folder: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
-    env.update(
-        EMBEDDED_DB_PATH=str(folder / "library.sqlite3"),
-        UPLOADS_DIR=str(folder / "uploads"),
-        JWT_SECRET=JWT_SECRET,
-        ADMIN_EMAIL=ADMIN_EMAIL,
-        ADMIN_PASSWORD=ADMIN_PASSWORD,
-        NOTIFY_INTERVAL_SECONDS="0",
-        LOG_LEVEL="WARNING",
-        # Logins are set-up here, not what is measured: keep them cheap.
-        ARGON2_MEMORY_KIB="64",
-        ARGON2_TIME_COST="1",
-    )
-    return env
-
-
-def wait_ready(base: str, server: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
-        try:
-            if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx2.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not become ready in time")
-
-
-def bearer(client: Any, email: str, password: str) -> dict[str, str]:
-    response = client.post(f"{API}/auth/login", data={"username": email, "password": password})
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def setup(client: Any, books: int, copies: int, members: int) -> tuple[list[str], list[Any]]:
@@ -190,12 +144,7 @@ class Commands(monitoring.CommandListener):
 
 
 def use_database(folder: Path) -> None:
-    for key, value in server_env(folder).items():
-        os.environ[key] = value
-    os.environ.pop("MONGODB_URL", None)
-    from library_api.config import get_settings
-
-    get_settings.cache_clear()
+    use_in_process(server_env(folder, **CHEAP_LOGINS))
 
 
 def check_consistency(folder: Path) -> str:
@@ -320,34 +269,19 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-borrow-") as tmp:
         folder = Path(tmp)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "library_api.cli", "serve", "--port", str(port)]
-        log = (folder / "server.log").open("wb")
-        server = subprocess.Popen(  # noqa: S603 (a fixed command line)
-            command, env=server_env(folder), cwd=folder, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_ready(base, server, time.monotonic() + 60)
-            with httpx2.Client(base_url=base, timeout=60) as client:
-                books, members = setup(client, args.books, args.copies, args.members)
-                figures = storm(base, books, members, args.seconds, args.max_requests)
-                admin = bearer(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-                left = client.get(f"{API}/loans", params={"status": "active"}, headers=admin)
-                shelves = [
-                    client.get(f"{API}/books/{b}", headers=admin).json()["available_copies"]
-                    for b in books
-                ]
-        except BaseException:
-            print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
-            raise
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            log.close()
+        env = server_env(folder, **CHEAP_LOGINS)
+        with (
+            running(folder, env, log=folder / "server.log") as server,
+            httpx2.Client(base_url=server.base, timeout=60) as client,
+        ):
+            books, members = setup(client, args.books, args.copies, args.members)
+            figures = storm(server.base, books, members, args.seconds, args.max_requests)
+            admin = bearer(client, ADMIN_EMAIL, ADMIN_PASSWORD)
+            left = client.get(f"{API}/loans", params={"status": "active"}, headers=admin)
+            shelves = [
+                client.get(f"{API}/books/{b}", headers=admin).json()["available_copies"]
+                for b in books
+            ]
         print(
             f"storm: {args.members} members, {args.books} books x {args.copies} copies, "
             f"{figures['elapsed']:.1f} s: {figures['requests']} requests, "

@@ -17,10 +17,7 @@ import argparse
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,9 +30,8 @@ import httpx2
 from pymongo import MongoClient, monitoring
 from starlette.testclient import TestClient
 
-ADMIN_EMAIL = "bench-admin@example.com"
-ADMIN_PASSWORD = "bench admin passphrase"
-JWT_SECRET = "bench-secret-" + "x" * 40
+from server import bearer, running, server_env, use_in_process
+
 HEADER = "title,authors,isbn,published_date,genres,total_copies\n"
 
 
@@ -86,50 +82,6 @@ def queries(words: int, rng: random.Random, count: int = 200) -> list[str]:
         picked = rng.sample(vocabulary, words)
         made.append(" ".join(w[: rng.randint(3, len(w))] if len(w) > 3 else w for w in picked))
     return made
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def server_env(folder: Path, mongodb_url: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
-    if mongodb_url:
-        env.update(MONGODB_URL=mongodb_url, MONGODB_DB=folder.name.replace("-", "_"))
-    env.update(
-        EMBEDDED_DB_PATH=str(folder / "library.sqlite3"),
-        UPLOADS_DIR=str(folder / "uploads"),
-        JWT_SECRET=JWT_SECRET,
-        ADMIN_EMAIL=ADMIN_EMAIL,
-        ADMIN_PASSWORD=ADMIN_PASSWORD,
-        NOTIFY_INTERVAL_SECONDS="0",
-        LOG_LEVEL="WARNING",
-    )
-    return env
-
-
-def wait_ready(base: str, server: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with {server.returncode}")
-        try:
-            if httpx2.get(f"{base}/ready", timeout=2).status_code == 200:
-                return
-        except httpx2.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the server did not become ready in time")
-
-
-def token(client: Any) -> dict[str, str]:
-    response = client.post(
-        "/api/v1/auth/login", data={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    )
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 def seed(base: str, headers: dict[str, str], count: int, rng: random.Random) -> float:
@@ -235,19 +187,15 @@ def round_trips(
     folder: Path, mongodb_url: str | None, samples: dict[int, list[str]]
 ) -> tuple[dict[int, dict[str, float]], dict[str, str]]:
     """Database commands per search, counted by a PyMongo listener in an in-process app."""
-    os.environ.pop("MONGODB_URL", None)
-    for key, value in server_env(folder, mongodb_url).items():
-        os.environ[key] = value
+    use_in_process(server_env(folder, mongodb_url))
     listener = Commands()
     monitoring.register(listener)  # before the app creates its client
-    from library_api.config import get_settings
     from library_api.main import create_app
 
-    get_settings.cache_clear()
     result: dict[int, dict[str, float]] = {}
     plans: dict[str, str] = {}
     with TestClient(create_app()) as client:
-        headers = token(client)
+        headers = bearer(client)
         for words, qs in samples.items():
             per_request: list[Counter[tuple[str, str]]] = []
             for q in qs:
@@ -293,21 +241,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         folder = Path(tmp)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "library_api.cli", "serve", "--port", str(port)]
-        log = (folder / "server.log").open("wb")
-        server = subprocess.Popen(  # noqa: S603 (a fixed command line)
-            command,
-            env=server_env(folder, args.mongodb_url),
-            cwd=folder,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_ready(base, server, time.monotonic() + 60)
+        env = server_env(folder, args.mongodb_url)
+        with running(folder, env, log=folder / "server.log") as server:
+            base = server.base
             with httpx2.Client(base_url=base) as client:
-                headers = token(client)
+                headers = bearer(client)
             took = seed(base, headers, args.books, rng)
             print(f"seeded {args.books} books through POST /books/import in {took:.1f} s")
             kinds = {words: queries(words, rng) for words in (1, 2, 3)}
@@ -318,16 +256,6 @@ def main() -> None:
                     f" p99 {figures['p99_ms']:.1f} ms ({figures['requests']:.0f} requests,"
                     f" {figures['mean_hits']:.1f} hits on average)"
                 )
-        except BaseException:
-            print((folder / "server.log").read_text()[-3000:], file=sys.stderr)
-            raise
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            log.close()
         try:
             trips, plans = round_trips(
                 folder, args.mongodb_url, {w: qs[:30] for w, qs in kinds.items()}
@@ -335,7 +263,7 @@ def main() -> None:
         finally:
             if args.mongodb_url:
                 with MongoClient(args.mongodb_url) as mongo:
-                    mongo.drop_database(server_env(folder, args.mongodb_url)["MONGODB_DB"])
+                    mongo.drop_database(env["MONGODB_DB"])
         for words, t in trips.items():
             print(
                 f"{words}-word q: at most {t['books_max']:.0f} commands on books per search "

@@ -26,7 +26,6 @@ import select
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,9 +37,9 @@ from typing import Any
 
 import httpx2
 
+from server import API, login, running, server_env
+
 MiB = 1 << 20
-ADMIN_EMAIL = "bench-admin@example.com"
-ADMIN_PASSWORD = "bench admin passphrase"
 BOUNDARY = "bench-boundary-5b2f0c"
 PDF_HEAD = b"%PDF-1.7\n"
 NOISE = os.urandom(MiB)
@@ -247,37 +246,8 @@ def machine(folder: Path) -> str:
     )
 
 
-def start_server(root: Path, size: int, fsync: bool) -> tuple[subprocess.Popen[bytes], int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    (root / "tmp").mkdir()
-    env = {
-        **os.environ,
-        "TMPDIR": str(root / "tmp"),
-        "EMBEDDED_DB_PATH": str(root / "db" / "library.sqlite3"),
-        "UPLOADS_DIR": str(root / "uploads"),
-        "JWT_SECRET": "bench-secret-" + "x" * 40,
-        "ADMIN_EMAIL": ADMIN_EMAIL,
-        "ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "MAX_DOCUMENT_BYTES": str(size + MiB),
-        "ACCESS_TOKEN_MINUTES": "600",
-        "NOTIFY_INTERVAL_SECONDS": "0",
-        "LOG_LEVEL": "WARNING",
-        "STORAGE_BACKEND": "local",
-        "BENCH_SYNC_ON_COMMIT": "1" if fsync else "0",
-    }
-    env.pop("MONGODB_URL", None)
-    command = [sys.executable, __file__, "--serve", str(port)]
-    server = subprocess.Popen(command, env=env, cwd=root)  # noqa: S603
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx2.HTTPError):
-            if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server, port
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit("the server did not start")
+def server_command(port: int) -> list[str]:
+    return [sys.executable, __file__, "--serve", str(port)]
 
 
 def rate(nbytes: int, seconds: float) -> float:
@@ -307,21 +277,29 @@ def main() -> None:
         f"file {size // MiB} MiB{note}; {free // MiB} MiB free in {root}; fsync on commit: "
         f"{'yes' if args.fsync else 'no (the default)'}"
     )
-    server, port = start_server(root, size, args.fsync)
+    (root / "tmp").mkdir()
+    env = server_env(
+        root,
+        TMPDIR=str(root / "tmp"),
+        EMBEDDED_DB_PATH=str(root / "db" / "library.sqlite3"),
+        MAX_DOCUMENT_BYTES=str(size + MiB),
+        ACCESS_TOKEN_MINUTES="600",
+        STORAGE_BACKEND="local",
+        BENCH_SYNC_ON_COMMIT="1" if args.fsync else "0",
+    )
     try:
-        run(root, server.pid, port, size, args.rounds)
+        with running(root, env, server_command) as server:
+            run(root, server.process.pid, server.port, size, args.rounds)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
 
 
 def run(root: Path, pid: int, port: int, size: int, rounds: int) -> None:
     base, tmpdir, uploads = f"http://127.0.0.1:{port}", root / "tmp", root / "uploads"
-    form = {"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-    token = httpx2.post(f"{base}/api/v1/auth/login", data=form).json()["access_token"]
+    with httpx2.Client(base_url=base) as client:
+        token = login(client)
     book_id = httpx2.post(
-        f"{base}/api/v1/books",
+        f"{base}{API}/books",
         json={"title": "Bench", "authors": ["Bench"], "isbn": "9780306406157"},
         headers={"Authorization": f"Bearer {token}"},
     ).json()["id"]
