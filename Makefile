@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/library-api serve --host $(HOST) --port $(PORT)
 
+# One worker per core, each with its own embedded database server and test database.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
