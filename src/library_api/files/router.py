@@ -100,8 +100,9 @@ async def upload_cover(book_id: str, upload: CoverUpload, runtime: RuntimeDep) -
     description=(
         "Served with its real `Content-Type`, `ETag` (the quoted SHA-256), "
         "`Cache-Control: public, max-age=3600` and `X-Content-Type-Options: nosniff`; "
-        "`If-None-Match` with the current ETag gets `304`. A replaced cover may be served "
-        "from caches for up to an hour."
+        "`If-None-Match` with the current ETag gets `304`. `cover_url` carries `?v=` with "
+        "part of the image's hash (ignored here), so a replaced cover gets a new URL and no "
+        "cache serves the old one."
     ),
 )
 async def get_cover(
