@@ -1,6 +1,7 @@
 """Uploading covers and documents: judged by content, size-checked while streaming, atomic."""
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -61,6 +62,23 @@ def test_document_round_trip_is_byte_exact_across_batches(files: Files) -> None:
         ]
         == document
     )
+
+
+def test_a_stream_of_small_messages_is_stored_in_order(files: Files) -> None:
+    # Uneven messages, and more 1 MiB batches than the writer keeps in flight at once.
+    book_id = files.book()
+    content = sized(PDF, 7 * MiB + 4321)
+    body, form = multipart(content, "streamed.pdf")
+    headers = {**files.librarian.headers, **form, "Content-Length": str(len(body))}
+    cuts = [*range(0, len(body), 61_001), len(body)]
+    messages = [
+        {"type": "http.request", "body": body[a:b], "more_body": b < len(body)}
+        for a, b in itertools.pairwise(cuts)
+    ]
+    result = files.asgi("PUT", f"/api/v1/books/{book_id}/document", headers, messages)
+    assert result.status == 200, result.body[:300]
+    assert json.loads(result.body)["document"]["sha256"] == hashlib.sha256(content).hexdigest()
+    assert files.get(book_id, "document").content == content
 
 
 def test_stored_names_are_generated(files: Files) -> None:

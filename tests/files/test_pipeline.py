@@ -1,0 +1,89 @@
+"""The ordered hand-over of upload batches to worker threads (no HTTP: a concurrency rule)."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from library_api.files.pipeline import Pipeline, SerialStage
+
+
+def test_batches_are_worked_on_in_order_by_one_thread_at_a_time() -> None:
+    seen: list[bytes] = []
+    busy = threading.Lock()
+
+    def work(batch: list[bytes]) -> None:
+        assert busy.acquire(blocking=False), "two threads worked on one stage at once"
+        time.sleep(0.002)
+        seen.extend(batch)
+        busy.release()
+
+    async def main() -> None:
+        stage, pipeline = SerialStage(work), Pipeline(depth=3)
+        for n in range(12):
+            await pipeline.admit()
+            pipeline.add([stage.submit([bytes([n])])])
+        await pipeline.finish()
+
+    asyncio.run(main())
+    assert seen == [bytes([n]) for n in range(12)]
+
+
+def test_after_a_failure_no_later_batch_is_worked_on() -> None:
+    seen: list[int] = []
+
+    def work(batch: list[bytes]) -> None:
+        if batch[0] == b"2":
+            raise OSError(28, "No space left on device")
+        seen.append(int(batch[0]))
+
+    async def main() -> None:
+        stage, pipeline = SerialStage(work), Pipeline(depth=10)
+        for n in range(5):
+            pipeline.add([stage.submit([str(n).encode()])])
+        with pytest.raises(OSError, match="No space"):
+            await pipeline.finish()
+
+    asyncio.run(main())
+    assert seen == [0, 1]
+
+
+def test_admission_waits_while_depth_batches_are_in_flight() -> None:
+    gate = threading.Event()
+
+    async def main() -> None:
+        stage, pipeline = SerialStage(lambda batch: gate.wait(5)), Pipeline(depth=2)
+        for _ in range(2):
+            await pipeline.admit()
+            pipeline.add([stage.submit([b"x"])])
+        waiting = asyncio.ensure_future(pipeline.admit())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        gate.set()
+        await asyncio.wait_for(waiting, 5)
+        await pipeline.finish()
+
+    asyncio.run(main())
+
+
+def test_settle_waits_for_work_in_flight_even_after_a_cancellation() -> None:
+    gate, finished = threading.Event(), threading.Event()
+
+    def work(batch: list[bytes]) -> None:
+        gate.wait(5)
+        finished.set()
+
+    async def main() -> None:
+        stage, pipeline = SerialStage(work), Pipeline(depth=1)
+        pipeline.add([stage.submit([b"x"])])
+        waiting = asyncio.ensure_future(pipeline.finish())
+        await asyncio.sleep(0.02)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        asyncio.get_running_loop().call_later(0.05, gate.set)
+        await pipeline.settle()
+        assert finished.is_set()
+
+    asyncio.run(main())
