@@ -54,6 +54,7 @@ def serve(port: int) -> None:
     from library_api.config import get_settings
     from library_api.files import storage
     from library_api.main import create_app
+    from library_api.server import HttpProtocol
 
     if os.environ.get("BENCH_SYNC_ON_COMMIT") == "1":
         storage.SYNC_ON_COMMIT = True
@@ -104,7 +105,14 @@ def serve(port: int) -> None:
 
         return await app(scope, counted, send)
 
-    uvicorn.run(counting, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        counting,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=HttpProtocol,  # as `library-api serve` runs it
+    )
 
 
 class Probe:

@@ -87,6 +87,8 @@ def serve(args: argparse.Namespace) -> None:
         port=args.port,
         reload=args.reload,
         proxy_headers=True,
+        # A string, as uvicorn types its option for asyncio.Protocol classes only.
+        http="library_api.server:HttpProtocol",
         access_log=False,
         log_config=uvicorn_log_config(settings.log_level),
     )
