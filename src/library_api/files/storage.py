@@ -43,7 +43,7 @@ GRIDFS_BUCKET = "files"
 # GridFS's default chunk size: well under the 16 MB document limit.
 GRIDFS_CHUNK_BYTES = 255 * 1024
 # Like most web stacks, a committed upload is left to the kernel's write-back (about 30 s):
-# an fsync per commit cost a fifth to a half of the upload throughput on the bench's virtual
+# an fsync per commit halved the upload throughput on the bench's virtual
 # disk (bench/README.md). The rename is atomic either way, and the sha256 kept in the
 # database tells a file cut short by a power cut.
 SYNC_ON_COMMIT = False
