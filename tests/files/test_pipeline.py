@@ -44,6 +44,7 @@ def test_after_a_failure_no_later_batch_is_worked_on() -> None:
             pipeline.add([stage.submit([str(n).encode()])])
         with pytest.raises(OSError, match="No space"):
             await pipeline.finish()
+        await pipeline.settle()  # as the writer's abort does
 
     asyncio.run(main())
     assert seen == [0, 1]
