@@ -3,6 +3,7 @@
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -88,3 +89,21 @@ def test_settle_waits_for_work_in_flight_even_after_a_cancellation() -> None:
         assert finished.is_set()
 
     asyncio.run(main())
+
+
+def test_a_slow_stage_lets_other_pool_work_through_between_batches() -> None:
+    # One pool thread, as when every thread is taken: other work must not wait for the
+    # whole upload, only for the batch in hand.
+    async def main() -> float:
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
+        stage, pipeline = SerialStage(lambda batch: time.sleep(0.05)), Pipeline(depth=20)
+        for _ in range(12):
+            pipeline.add([stage.submit([b"x"])])
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        await asyncio.to_thread(lambda: None)
+        waited = time.perf_counter() - started
+        await pipeline.finish()
+        return waited
+
+    assert asyncio.run(main()) < 0.3  # one batch is 0.05 s; the whole upload 0.6 s

@@ -2,13 +2,11 @@
 
 An upload is hashed and written in batches that must be handled in order. Waiting for batch
 n before handing over batch n+1 left both sides idle half of the time (bench/README.md), so
-each kind of work is a `SerialStage`: batches queue up, and at most one pool thread works
-through them, oldest first. The event loop only waits when a stage is `depth` batches behind.
+each kind of work is a `SerialStage`: batches queue up and go to the thread pool one at a
+time, oldest first. The event loop only waits when a stage is `depth` batches behind.
 """
 
 import asyncio
-import contextlib
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -26,42 +24,54 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 
 class SerialStage:
-    """Applies `work` to each submitted batch, in order, on a pool thread.
+    """Applies `work` to each submitted batch, in order, one pool call per batch.
 
-    After a batch fails, the later ones are not worked on: they fail with the same error,
-    so nothing is ever written past a gap.
+    The next batch goes to the pool only when the previous one is done, so a stage never
+    holds one of the pool's few threads for longer than a batch: downloads, commits and every
+    other `to_thread` call get their turn between batches. After a batch fails, the later ones
+    are not worked on: they fail with the same error, so nothing is written past a gap.
     """
 
     def __init__(self, work: Callable[[Batch], object]) -> None:
         self._work = work
+        # Touched on the event loop's thread only (submit and _finished), so no lock.
         self._queue: deque[tuple[Batch, asyncio.Future[None]]] = deque()
-        self._lock = threading.Lock()
-        self._running = False
+        self._busy = False
         self._error: BaseException | None = None
 
     def submit(self, batch: Batch) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            self._queue.append((batch, done))
-            start, self._running = not self._running, True
-        if start:
-            loop.run_in_executor(None, self._drain, loop)
+        self._queue.append((batch, done))
+        if not self._busy:
+            self._next(loop)
         return done
 
-    def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._running = False
-                    return
-                batch, done = self._queue.popleft()
-            if self._error is None:
-                try:
-                    self._work(batch)
-                except Exception as error:
-                    self._error = error
-            loop.call_soon_threadsafe(_resolve, done, self._error)
+    def _next(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self._queue and self._error is not None:
+            _resolve(self._queue.popleft()[1], self._error)
+        self._busy = bool(self._queue)
+        if self._busy:
+            batch, done = self._queue.popleft()
+            loop.run_in_executor(None, self._step, loop, batch, done)
+
+    def _step(self, loop: asyncio.AbstractEventLoop, batch: Batch, done: Any) -> None:
+        error: BaseException | None = None
+        try:
+            self._work(batch)
+        except BaseException as exc:  # whatever it is, the waiting request must hear of it
+            error = exc
+        loop.call_soon_threadsafe(self._finished, loop, done, error)
+
+    def _finished(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        done: asyncio.Future[None],
+        error: BaseException | None,
+    ) -> None:
+        self._error = self._error or error
+        _resolve(done, error)
+        self._next(loop)
 
 
 class Pipeline:
@@ -94,8 +104,14 @@ class Pipeline:
         self._in_flight.popleft()
 
     async def settle(self) -> None:
-        """Wait for every batch in flight, whatever its outcome."""
+        """Wait for every batch in flight, whatever its outcome.
+
+        `asyncio.wait` neither cancels the futures nor hides a cancellation of this call.
+        """
         while self._in_flight:
-            for future in self._in_flight.popleft():
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await future
+            batch = self._in_flight[0]
+            await asyncio.wait(batch)
+            self._in_flight.popleft()
+            for future in batch:
+                if not future.cancelled():
+                    future.exception()  # retrieved: a failed batch is the caller's to report

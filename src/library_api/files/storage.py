@@ -31,7 +31,8 @@ logger = logging.getLogger("library_api")
 # Hashing and disk writes happen in worker threads batch by batch: large enough that the
 # thread hop is cheap per byte, small enough that memory stays flat.
 BATCH_BYTES = 1 << 20
-# Batches handed over but not yet stored: enough to ride out a slow write, 4 MiB at most.
+# Batches handed over but not yet stored: enough to ride out a slow write. A batch closes
+# once it holds 1 MiB, so with 1 MiB messages this is 4-8 MiB per upload.
 PIPELINE_DEPTH = 4
 # Each write(2) stays this small: on the bench machine (Linux 6.18, ext4) 1-2 MiB writes
 # cost up to 3x the CPU of 256 KiB ones (bench/README.md).
