@@ -76,15 +76,22 @@ def serving(app: Recorder, loop: str, http: Any = HttpProtocol) -> Iterator[int]
         thread.join(10)
 
 
+def read_responses(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    data, answers = b"", []
+    while len(answers) < count:
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, data = data.split(b"\r\n\r\n", 1)
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(data) < length:
+            data += sock.recv(65536)
+        answers.append((int(head.split()[1]), data[:length]))
+        data = data[length:]
+    return answers
+
+
 def read_response(sock: socket.socket) -> tuple[int, bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, body = data.split(b"\r\n\r\n", 1)
-    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-    return int(head.split()[1]), body
+    return read_responses(sock, 1)[0]
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
@@ -98,6 +105,26 @@ def test_a_refused_upload_hands_the_app_at_most_64_kib(loop: str) -> None:
             sock.sendall(bytes(size))
         status, _ = read_response(sock)
     assert status == 415
+    assert app.first_messages and 0 < app.first_messages[0] <= FIRST_BYTES
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_refused_upload_right_behind_another_request_gets_64_kib_too(loop: str) -> None:
+    app = Recorder()
+    with serving(app, loop) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        first = b"p" * 100_000
+        size = 8 * MiB
+        sock.sendall(
+            f"PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {len(first)}\r\n\r\n".encode()
+            + first
+            + f"PUT /refuse HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n".encode()
+        )
+        with contextlib.suppress(OSError):
+            sock.sendall(bytes(size))
+        echoed, refused = read_responses(sock, 2)
+    assert echoed == (200, hashlib.sha256(first).hexdigest().encode())
+    assert refused[0] == 415
     assert app.first_messages and 0 < app.first_messages[0] <= FIRST_BYTES
 
 

@@ -43,6 +43,13 @@ class _Http(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self.body_read = 0
+        declared = dict(self.headers).get(b"content-length", b"")
+        self.body_length: int | None = int(declared) if declared.isdigit() else None
+
+    def body_left(self) -> int | None:
+        """Bytes of this body still to come from the socket, when its length was declared."""
+        length = getattr(self, "body_length", None)
+        return None if length is None else max(length - self.body_read, 0)
 
     def on_body(self, body: bytes) -> None:
         self.body_read += len(body)
@@ -81,13 +88,17 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         view = _read_buffer()
-        unread = self._http.unread_body()
-        if unread is None:
-            # Between requests: the next head, and maybe the start of its body.
+        cycle = self._http.cycle
+        if cycle is None or cycle.response_complete or not cycle.more_body:
+            # What comes next belongs to the next request: its head, maybe its body's start.
             return view[:FIRST_BYTES]
-        if self._http.body_read < FIRST_BYTES:
+        unread = len(cycle.body)
+        if self._http.body_read - unread < FIRST_BYTES:
+            # The app has not taken 64 KiB of this body yet.
             return view[: max(FIRST_BYTES - unread, 1)]
-        return view
+        # Not past this body's end: a pipelined request behind it starts like any other.
+        left = self._http.body_left()
+        return view if left is None else view[: max(min(left, READ_BYTES), 1)]
 
     def buffer_updated(self, nbytes: int) -> None:
         self._http.data_received(_read_buffer()[:nbytes])  # type: ignore[arg-type]
