@@ -39,17 +39,17 @@ class _Http(HttpToolsProtocol):
     """uvicorn's protocol, counting how much of the current request's body it has read."""
 
     body_read = 0
+    body_length: int | None = None
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
         self.body_read = 0
         declared = dict(self.headers).get(b"content-length", b"")
-        self.body_length: int | None = int(declared) if declared.isdigit() else None
+        self.body_length = int(declared) if declared.isdigit() else None
 
     def body_left(self) -> int | None:
         """Bytes of this body still to come from the socket, when its length was declared."""
-        length = getattr(self, "body_length", None)
-        return None if length is None else max(length - self.body_read, 0)
+        return None if self.body_length is None else max(self.body_length - self.body_read, 0)
 
     def on_body(self, body: bytes) -> None:
         self.body_read += len(body)
@@ -88,11 +88,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         view = _read_buffer()
-        cycle = self._http.cycle
-        if cycle is None or cycle.response_complete or not cycle.more_body:
+        unread = self._http.unread_body()
+        if unread is None or not self._http.cycle.more_body:
             # What comes next belongs to the next request: its head, maybe its body's start.
             return view[:FIRST_BYTES]
-        unread = len(cycle.body)
         if self._http.body_read - unread < FIRST_BYTES:
             # The app has not taken 64 KiB of this body yet.
             return view[: max(FIRST_BYTES - unread, 1)]

@@ -55,7 +55,9 @@ class SerialStage:
             batch, done = self._queue.popleft()
             loop.run_in_executor(None, self._step, loop, batch, done)
 
-    def _step(self, loop: asyncio.AbstractEventLoop, batch: Batch, done: Any) -> None:
+    def _step(
+        self, loop: asyncio.AbstractEventLoop, batch: Batch, done: asyncio.Future[None]
+    ) -> None:
         error: BaseException | None = None
         try:
             self._work(batch)
