@@ -3,11 +3,17 @@
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from library_api.files.pipeline import Pipeline, SerialStage
+from library_api.files.pipeline import Batch, Pipeline, SerialStage
+
+
+def threaded(work: Callable[[Batch], object]) -> Callable[[Batch], Awaitable[object]]:
+    """A stage's work as the writers do it: one worker-thread call per batch."""
+    return lambda batch: asyncio.to_thread(work, batch)
 
 
 def test_batches_are_worked_on_in_order_by_one_thread_at_a_time() -> None:
@@ -21,7 +27,7 @@ def test_batches_are_worked_on_in_order_by_one_thread_at_a_time() -> None:
         busy.release()
 
     async def main() -> None:
-        stage, pipeline = SerialStage(work), Pipeline(depth=3)
+        stage, pipeline = SerialStage(threaded(work)), Pipeline(depth=3)
         for n in range(12):
             await pipeline.admit()
             pipeline.add([stage.submit([bytes([n])])])
@@ -40,7 +46,7 @@ def test_after_a_failure_no_later_batch_is_worked_on() -> None:
         seen.append(int(batch[0]))
 
     async def main() -> None:
-        stage, pipeline = SerialStage(work), Pipeline(depth=10)
+        stage, pipeline = SerialStage(threaded(work)), Pipeline(depth=10)
         for n in range(5):
             pipeline.add([stage.submit([str(n).encode()])])
         with pytest.raises(OSError, match="No space"):
@@ -55,7 +61,7 @@ def test_admission_waits_while_depth_batches_are_in_flight() -> None:
     gate = threading.Event()
 
     async def main() -> None:
-        stage, pipeline = SerialStage(lambda batch: gate.wait(5)), Pipeline(depth=2)
+        stage, pipeline = SerialStage(threaded(lambda batch: gate.wait(5))), Pipeline(depth=2)
         for _ in range(2):
             await pipeline.admit()
             pipeline.add([stage.submit([b"x"])])
@@ -77,7 +83,7 @@ def test_settle_waits_for_work_in_flight_even_after_a_cancellation() -> None:
         finished.set()
 
     async def main() -> None:
-        stage, pipeline = SerialStage(work), Pipeline(depth=1)
+        stage, pipeline = SerialStage(threaded(work)), Pipeline(depth=1)
         pipeline.add([stage.submit([b"x"])])
         waiting = asyncio.ensure_future(pipeline.finish())
         await asyncio.sleep(0.02)
@@ -96,7 +102,7 @@ def test_a_slow_stage_lets_other_pool_work_through_between_batches() -> None:
     # whole upload, only for the batch in hand.
     async def main() -> float:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
-        stage, pipeline = SerialStage(lambda batch: time.sleep(0.05)), Pipeline(depth=20)
+        stage, pipeline = SerialStage(threaded(lambda batch: time.sleep(0.05))), Pipeline(depth=20)
         for _ in range(12):
             pipeline.add([stage.submit([b"x"])])
         await asyncio.sleep(0.01)

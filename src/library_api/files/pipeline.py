@@ -8,7 +8,7 @@ time, oldest first. The event loop only waits when a stage is `depth` batches be
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 Batch = list[bytes]
@@ -24,56 +24,48 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
 
 
 class SerialStage:
-    """Applies `work` to each submitted batch, in order, one pool call per batch.
+    """Applies `work` to each submitted batch, in order, one batch at a time.
 
-    The next batch goes to the pool only when the previous one is done, so a stage never
-    holds one of the pool's few threads for longer than a batch: downloads, commits and every
-    other `to_thread` call get their turn between batches. After a batch fails, the later ones
-    are not worked on: they fail with the same error, so nothing is written past a gap.
+    `work` is a coroutine function that makes one worker-thread call per batch (an aiofiles
+    write, or `asyncio.to_thread`), so a stage never holds one of the pool's few threads for
+    longer than a batch: downloads, commits and every other thread-pool call get their turn
+    between batches. After a batch fails, the later ones are not worked on: they fail with
+    the same error, so nothing is written past a gap.
     """
 
-    def __init__(self, work: Callable[[Batch], object]) -> None:
+    def __init__(self, work: Callable[[Batch], Awaitable[object]]) -> None:
         self._work = work
-        # Touched on the event loop's thread only (submit and _finished), so no lock.
         self._queue: deque[tuple[Batch, asyncio.Future[None]]] = deque()
-        self._busy = False
+        # One task works through the queue while it is not empty: a task per batch cost the
+        # event loop ~15 % more per upload.
+        self._runner: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
     def submit(self, batch: Batch) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((batch, done))
-        if not self._busy:
-            self._next(loop)
+        if self._runner is None:
+            self._runner = asyncio.ensure_future(self._run())
         return done
 
-    def _next(self, loop: asyncio.AbstractEventLoop) -> None:
-        while self._queue and self._error is not None:
-            _resolve(self._queue.popleft()[1], self._error)
-        self._busy = bool(self._queue)
-        if self._busy:
-            batch, done = self._queue.popleft()
-            loop.run_in_executor(None, self._step, loop, batch, done)
-
-    def _step(
-        self, loop: asyncio.AbstractEventLoop, batch: Batch, done: asyncio.Future[None]
-    ) -> None:
-        error: BaseException | None = None
+    async def _run(self) -> None:
         try:
-            self._work(batch)
-        except BaseException as exc:  # whatever it is, the waiting request must hear of it
-            error = exc
-        loop.call_soon_threadsafe(self._finished, loop, done, error)
-
-    def _finished(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        done: asyncio.Future[None],
-        error: BaseException | None,
-    ) -> None:
-        self._error = self._error or error
-        _resolve(done, error)
-        self._next(loop)
+            while self._queue:
+                batch, done = self._queue[0]
+                if self._error is None:
+                    try:
+                        await self._work(batch)
+                    except Exception as exc:
+                        self._error = exc
+                self._queue.popleft()
+                _resolve(done, self._error)
+        except BaseException as exc:  # cancelled with the loop: no batch may wait forever
+            for _, done in self._queue:
+                _resolve(done, exc)
+            self._queue.clear()
+            raise
+        finally:
+            self._runner = None
 
 
 class Pipeline:

@@ -14,8 +14,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
+import aiofiles
+import aiofiles.os
+from aiofiles.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader
 from bson import Int64, ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket
@@ -102,7 +105,7 @@ class _BatchingWriter:
         self._pieces: list[bytes] = []
         self._buffered = 0
         self._pipeline = Pipeline(PIPELINE_DEPTH)
-        self._hashing = SerialStage(self._hash_all)
+        self._hashing = SerialStage(self._hash_batch)
         self._finished = False
 
     @property
@@ -138,6 +141,9 @@ class _BatchingWriter:
         await self._pipeline.settle()
         await self._discard()
 
+    async def _hash_batch(self, batch: Batch) -> None:
+        await asyncio.to_thread(self._hash_all, batch)
+
     def _hash_all(self, batch: Batch) -> None:
         for piece in batch:
             self._hash.update(piece)
@@ -154,46 +160,42 @@ class LocalWriter(_BatchingWriter):
         super().__init__()
         self._root = root
         self._temp = root / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-        self._file: IO[bytes] | None = None
+        self._file: AsyncBufferedIOBase | None = None
         self._writing = SerialStage(self._store)
 
     async def open(self) -> None:
-        self._file = await asyncio.to_thread(_open, self._temp, "xb")
+        self._file = await aiofiles.open(self._temp, "xb")
 
     def _start(self, batch: Batch) -> list[asyncio.Future[Any]]:
         # Two stages, so the hash and the write of a batch run side by side (both release
         # the GIL).
         return [self._hashing.submit(batch), self._writing.submit(batch)]
 
-    def _store(self, batch: Batch) -> None:
+    async def _store(self, batch: Batch) -> None:
         assert self._file is not None
-        for piece in batch:
-            view = memoryview(piece)
-            for start in range(0, len(view), WRITE_BYTES):
-                self._file.write(view[start : start + WRITE_BYTES])
-
-    def _finish_sync(self, key: str) -> None:
-        assert self._file is not None
-        self._file.flush()
-        if SYNC_ON_COMMIT:
-            os.fsync(self._file.fileno())
-        self._file.close()
-        self._temp.replace(self._root / key)
+        # One worker-thread call per batch; `writelines` passes each slice to write(2).
+        views = [memoryview(piece) for piece in batch]
+        await self._file.writelines(
+            [v[i : i + WRITE_BYTES] for v in views for i in range(0, len(v), WRITE_BYTES)]
+        )
 
     async def commit(self, *, suffix: str = "") -> str:
         await self._drain()
         self._finished = True
+        assert self._file is not None
+        await self._file.flush()
+        if SYNC_ON_COMMIT:
+            await asyncio.to_thread(os.fsync, self._file.fileno())
+        await self._file.close()
         key = f"{uuid.uuid4().hex}{suffix}"
-        await asyncio.to_thread(self._finish_sync, key)
+        await aiofiles.os.replace(self._temp, self._root / key)
         return key
 
-    def _discard_sync(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._temp.unlink(missing_ok=True)
-
     async def _discard(self) -> None:
-        await asyncio.to_thread(self._discard_sync)
+        if self._file is not None:
+            await self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            await aiofiles.os.remove(self._temp)
 
 
 class LocalStorage:
@@ -216,20 +218,20 @@ class LocalStorage:
         self, key: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         try:
-            file = await asyncio.to_thread(_open, self._path(key), "rb")
+            file = await aiofiles.open(self._path(key), "rb")
         except FileNotFoundError:
             raise FileMissingError(key) from None
         return _local_chunks(file, start, end)
 
     async def size(self, key: str) -> int | None:
         try:
-            return (await asyncio.to_thread(self._path(key).stat)).st_size
+            return await aiofiles.os.path.getsize(self._path(key))
         except (FileNotFoundError, FileMissingError):
             return None
 
     async def delete(self, key: str) -> None:
-        with contextlib.suppress(FileMissingError):
-            await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, FileMissingError):
+            await aiofiles.os.remove(self._path(key))
 
     def remove_stale_temporaries(self) -> None:
         """Temporary files left by a crashed process; recent ones may be uploads in progress."""
@@ -241,27 +243,22 @@ class LocalStorage:
                     logger.info("removed an abandoned upload, %s", entry.name)
 
 
-def _open(path: Path, mode: str) -> IO[bytes]:
-    return path.open(mode)
-
-
-def _read_at(file: IO[bytes], position: int, count: int) -> bytes:
-    file.seek(position)
-    return file.read(count)
-
-
-async def _local_chunks(file: IO[bytes], start: int, end: int | None) -> AsyncIterator[bytes]:
+async def _local_chunks(
+    file: AsyncBufferedReader, start: int, end: int | None
+) -> AsyncIterator[bytes]:
     try:
+        if start:
+            await file.seek(start)
         position = start
         while end is None or position < end:
             count = BATCH_BYTES if end is None else min(BATCH_BYTES, end - position)
-            data = await asyncio.to_thread(_read_at, file, position, count)
+            data = await file.read(count)
             if not data:
                 break
             position += len(data)
             yield data
     finally:
-        file.close()
+        await file.close()
 
 
 class GridFSWriter(_BatchingWriter):
