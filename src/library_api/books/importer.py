@@ -10,14 +10,18 @@ file's size.
 
 import asyncio
 import codecs
+import contextlib
 import csv
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
+
+import aiofiles
+import aiofiles.os
+from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from ..errors import AppError
 from ..files.storage import TEMP_PREFIX
@@ -39,11 +43,11 @@ _LINE_END = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
 
 
 class Upload(Protocol):
-    """What is read from an uploaded file (a SpooledUpload, or Starlette's UploadFile)."""
+    """What is read from an uploaded file (the spooled aiofiles file, or an UploadFile)."""
 
-    async def read(self, size: int = -1) -> bytes: ...
+    async def read(self, size: int = -1, /) -> bytes: ...
 
-    async def seek(self, offset: int) -> None: ...
+    async def seek(self, offset: int, /) -> object: ...
 
 
 class Incoming(Protocol):
@@ -52,41 +56,25 @@ class Incoming(Protocol):
     def chunks(self) -> AsyncIterator[bytes]: ...
 
 
-class SpooledUpload:
-    """An upload kept in a temporary file, read back from any offset in a worker thread."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
-
-    async def read(self, size: int = -1) -> bytes:
-        return await asyncio.to_thread(self._file.read, size)
-
-    async def seek(self, offset: int) -> None:
-        await asyncio.to_thread(self._file.seek, offset)
+async def _discard(path: Path, file: AsyncBufferedReader) -> None:
+    await file.close()
+    with contextlib.suppress(FileNotFoundError):
+        await aiofiles.os.remove(path)
 
 
-def _create(directory: Path) -> tuple[Path, IO[bytes]]:
-    directory.mkdir(parents=True, exist_ok=True)
-    # The prefix of the storage's temporaries: the start-up sweep removes those a crash left.
-    path = directory / f"{TEMP_PREFIX}import-{uuid.uuid4().hex}"
-    return path, path.open("x+b")
-
-
-def _discard(path: Path, file: IO[bytes]) -> None:
-    file.close()
-    path.unlink(missing_ok=True)
-
-
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def spooled(
     incoming: Incoming, *, directory: Path, max_bytes: int
-) -> AsyncIterator[SpooledUpload]:
+) -> AsyncIterator[AsyncBufferedReader]:
     """The whole upload in a temporary file under `directory`, removed on the way out.
 
     413 `file_too_large` as soon as more than `max_bytes` have arrived. The file is removed
     whatever happens: success, refusal, a client that goes away, a cancelled request.
     """
-    path, file = await asyncio.to_thread(_create, directory)
+    await aiofiles.os.makedirs(directory, exist_ok=True)
+    # The prefix of the storage's temporaries: the start-up sweep removes those a crash left.
+    path = directory / f"{TEMP_PREFIX}import-{uuid.uuid4().hex}"
+    file = await aiofiles.open(path, "x+b")
     try:
         received = 0
         batch = bytearray()
@@ -96,14 +84,14 @@ async def spooled(
                 raise file_too_large(max_bytes)
             batch += chunk
             if len(batch) >= SPOOL_BATCH_BYTES:
-                await asyncio.to_thread(file.write, bytes(batch))
+                await file.write(batch)
                 batch.clear()
-        await asyncio.to_thread(file.write, bytes(batch))
-        await asyncio.to_thread(file.seek, 0)
-        yield SpooledUpload(file)
+        await file.write(batch)
+        await file.seek(0)
+        yield file
     finally:
         # Shielded: a cancelled request must still not leave its file behind.
-        await asyncio.shield(asyncio.to_thread(_discard, path, file))
+        await asyncio.shield(_discard(path, file))
 
 
 @dataclass(frozen=True, slots=True)
