@@ -70,7 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database=database,
         hasher=PasswordHasher(settings),
         signer=signer,
-        storage=open_storage(settings, database),
+        storage=await open_storage(settings, database),
     )
     app.state.runtime = runtime
     scanner = None

@@ -7,6 +7,7 @@ its key before `commit`, and `abort` leaves nothing behind) and hand it back as 
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import logging
 import os
@@ -88,11 +89,11 @@ class Storage(Protocol):
         the backend allows it.
         """
 
-    async def size(self, key: str) -> int | None:
-        """The stored file's length, None when there is no such file."""
-
     async def delete(self, key: str) -> None:
         """Remove a stored file; a key that is already gone is fine."""
+
+    async def remove_abandoned(self) -> None:
+        """Remove what uploads cut short by a crash left behind, once it is a day old."""
 
 
 class _BatchingWriter:
@@ -223,18 +224,15 @@ class LocalStorage:
             raise FileMissingError(key) from None
         return _local_chunks(file, start, end)
 
-    async def size(self, key: str) -> int | None:
-        try:
-            return await aiofiles.os.path.getsize(self._path(key))
-        except (FileNotFoundError, FileMissingError):
-            return None
-
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError, FileMissingError):
             await aiofiles.os.remove(self._path(key))
 
-    def remove_stale_temporaries(self) -> None:
-        """Temporary files left by a crashed process; recent ones may be uploads in progress."""
+    async def remove_abandoned(self) -> None:
+        await asyncio.to_thread(self._remove_stale_temporaries)
+
+    def _remove_stale_temporaries(self) -> None:
+        # Recent ones may be uploads in progress, here or in another instance.
         cutoff = time.time() - STALE_TEMP_SECONDS
         for entry in self.root.glob(f"{TEMP_PREFIX}*"):
             with contextlib.suppress(OSError):
@@ -342,18 +340,24 @@ class GridFSStorage:
         await grid_out.seek(start)
         return _grid_chunks(grid_out, stop - start)
 
-    async def size(self, key: str) -> int | None:
-        try:
-            grid_out = await self.bucket.open_download_stream(ObjectId(key))
-        except (NoFile, InvalidId, TypeError):
-            return None
-        length: int = grid_out.length
-        await grid_out.close()
-        return length
-
     async def delete(self, key: str) -> None:
         with contextlib.suppress(NoFile, InvalidId, TypeError):
             await self.bucket.delete(ObjectId(key))
+
+    async def remove_abandoned(self) -> None:
+        # Chunks without their files entry: an upload cut short (the entry is written last)
+        # or a delete cut short (the entry goes first). A file's id tells when its upload began.
+        started_before = ObjectId.from_datetime(
+            clock.now() - datetime.timedelta(seconds=STALE_TEMP_SECONDS)
+        )
+        ids = await self._chunks.distinct("files_id", {"files_id": {"$lt": started_before}})
+        if not ids:
+            return
+        kept = {entry["_id"] async for entry in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
+        abandoned = [files_id for files_id in ids if files_id not in kept]
+        if abandoned:
+            await self._chunks.delete_many({"files_id": {"$in": abandoned}})
+            logger.info("removed the chunks of %d abandoned GridFS uploads", len(abandoned))
 
 
 async def _grid_chunks(grid_out: Any, remaining: int) -> AsyncIterator[bytes]:
@@ -368,10 +372,12 @@ async def _grid_chunks(grid_out: Any, remaining: int) -> AsyncIterator[bytes]:
         await grid_out.close()
 
 
-def open_storage(settings: Settings, database: Database) -> Storage:
+async def open_storage(settings: Settings, database: Database) -> Storage:
+    storage: Storage
     if settings.storage_backend == "gridfs":
-        return GridFSStorage(database.db)
-    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-    storage = LocalStorage(settings.uploads_dir)
-    storage.remove_stale_temporaries()
+        storage = GridFSStorage(database.db)
+    else:
+        await aiofiles.os.makedirs(settings.uploads_dir, exist_ok=True)
+        storage = LocalStorage(settings.uploads_dir)
+    await storage.remove_abandoned()
     return storage
