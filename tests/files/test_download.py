@@ -143,6 +143,8 @@ NAMES = [
     ("a\x07b\x1fc\x7f.pdf", "abc.pdf"),
     ("...hidden.pdf", "hidden.pdf"),
     ("evil\u202efdp.exe", "evilfdp.exe"),
+    ("n" * 300 + ".pdf", "n" * 251 + ".pdf"),
+    ("n" * 300, "n" * 255),
     ("..", "document.pdf"),
     ("", "document.pdf"),
 ]
