@@ -113,3 +113,18 @@ def test_a_slow_stage_lets_other_pool_work_through_between_batches() -> None:
         return waited
 
     assert asyncio.run(main()) < 0.3  # one batch is 0.05 s; the whole upload 0.6 s
+
+
+def test_a_stage_cancelled_with_the_loop_leaves_no_batch_waiting() -> None:
+    async def main() -> list[asyncio.Future[None]]:
+        never = asyncio.Event()
+        stage = SerialStage(lambda batch: never.wait())
+        futures = [stage.submit([b"x"]) for _ in range(3)]
+        await asyncio.sleep(0)
+        for task in asyncio.all_tasks() - {asyncio.current_task()}:
+            task.cancel()  # as asyncio.run does on the way out
+        _, pending = await asyncio.wait(futures, timeout=5)
+        assert not pending
+        return futures
+
+    assert all(future.cancelled() for future in asyncio.run(main()))

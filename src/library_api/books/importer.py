@@ -24,7 +24,7 @@ import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedReader
 
 from ..errors import AppError
-from ..files.storage import TEMP_PREFIX
+from ..files.storage import TEMP_PREFIX, discard_temporary
 from ..files.upload import file_too_large
 
 COLUMNS = ("title", "authors", "isbn", "published_date", "genres", "total_copies")
@@ -56,12 +56,6 @@ class Incoming(Protocol):
     def chunks(self) -> AsyncIterator[bytes]: ...
 
 
-async def _discard(path: Path, file: AsyncBufferedReader) -> None:
-    await file.close()
-    with contextlib.suppress(FileNotFoundError):
-        await aiofiles.os.remove(path)
-
-
 @contextlib.asynccontextmanager
 async def spooled(
     incoming: Incoming, *, directory: Path, max_bytes: int
@@ -91,7 +85,7 @@ async def spooled(
         yield file
     finally:
         # Shielded: a cancelled request must still not leave its file behind.
-        await asyncio.shield(_discard(path, file))
+        await asyncio.shield(discard_temporary(path, file))
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,9 +59,9 @@ class SerialStage:
                         self._error = exc
                 self._queue.popleft()
                 _resolve(done, self._error)
-        except BaseException as exc:  # cancelled with the loop: no batch may wait forever
+        except BaseException:  # cancelled with the loop: no batch may wait forever
             for _, done in self._queue:
-                _resolve(done, exc)
+                done.cancel()
             self._queue.clear()
             raise
         finally:

@@ -193,10 +193,7 @@ class LocalWriter(_BatchingWriter):
         return key
 
     async def _discard(self) -> None:
-        if self._file is not None:
-            await self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            await aiofiles.os.remove(self._temp)
+        await discard_temporary(self._temp, self._file)
 
 
 class LocalStorage:
@@ -239,6 +236,16 @@ class LocalStorage:
                 if entry.stat().st_mtime < cutoff:
                     entry.unlink()
                     logger.info("removed an abandoned upload, %s", entry.name)
+
+
+async def discard_temporary(path: Path, file: AsyncBufferedIOBase | None) -> None:
+    """Close and remove a temporary file, whatever state a failure left it in."""
+    if file is not None:
+        # A close that fails (its flush hit a full disk, say) still closes the file.
+        with contextlib.suppress(OSError):
+            await file.close()
+    with contextlib.suppress(FileNotFoundError):
+        await aiofiles.os.remove(path)
 
 
 async def _local_chunks(
