@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bson import ObjectId
 
 from tests.conftest import Account
@@ -34,16 +35,18 @@ def test_gridfs_instances_share_their_files(
         assert raw_db["files.files"].count_documents({}) == 1
 
 
+@pytest.mark.parametrize("backend", ["local", "gridfs"])
 def test_start_up_removes_only_abandoned_temporary_files(
-    app_with: Callable[..., Any], settings: Any
+    app_with: Callable[..., Any], settings: Any, backend: str
 ) -> None:
+    # An upload's, or on either backend a CSV import's.
     uploads = Path(settings.uploads_dir)
-    abandoned, in_progress = uploads / ".tmp-abandoned", uploads / ".tmp-in-progress"
+    abandoned, in_progress = uploads / ".tmp-import-abandoned", uploads / ".tmp-in-progress"
     abandoned.write_bytes(b"half an upload")
     in_progress.write_bytes(b"an upload another instance is receiving")
     two_days_ago = time.time() - 2 * 24 * 3600
     os.utime(abandoned, (two_days_ago, two_days_ago))
-    with app_with(storage_backend="local"):
+    with app_with(storage_backend=backend):
         assert sorted(p.name for p in uploads.iterdir()) == [".tmp-in-progress"]
 
 

@@ -226,16 +226,20 @@ class LocalStorage:
             await aiofiles.os.remove(self._path(key))
 
     async def remove_abandoned(self) -> None:
-        await asyncio.to_thread(self._remove_stale_temporaries)
+        await asyncio.to_thread(remove_stale_temporaries, self.root)
 
-    def _remove_stale_temporaries(self) -> None:
-        # Recent ones may be uploads in progress, here or in another instance.
-        cutoff = time.time() - STALE_TEMP_SECONDS
-        for entry in self.root.glob(f"{TEMP_PREFIX}*"):
-            with contextlib.suppress(OSError):
-                if entry.stat().st_mtime < cutoff:
-                    entry.unlink()
-                    logger.info("removed an abandoned upload, %s", entry.name)
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Temporary files of uploads and imports a crash cut short, once they are a day old.
+
+    Younger ones may be uploads in progress, here or in another instance.
+    """
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for entry in folder.glob(f"{TEMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                logger.info("removed an abandoned upload, %s", entry.name)
 
 
 async def discard_temporary(path: Path, file: AsyncBufferedIOBase | None) -> None:
@@ -383,6 +387,8 @@ async def open_storage(settings: Settings, database: Database) -> Storage:
     storage: Storage
     if settings.storage_backend == "gridfs":
         storage = GridFSStorage(database.db)
+        # CSV imports spool into UPLOADS_DIR whatever the backend.
+        await asyncio.to_thread(remove_stale_temporaries, settings.uploads_dir)
     else:
         await aiofiles.os.makedirs(settings.uploads_dir, exist_ok=True)
         storage = LocalStorage(settings.uploads_dir)
