@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
+from pymongo.errors import PyMongoError
 
 from .. import clock
 from ..books.models import Book, StoredFile
@@ -69,6 +70,20 @@ def _books() -> Any:
 
 async def _book_exists(book_id: PydanticObjectId) -> bool:
     return await _books().find_one({"_id": book_id}, {"_id": 1}) is not None
+
+
+async def _remove_unless_used(
+    storage: Storage, book_id: PydanticObjectId, slot: Slot, key: str
+) -> None:
+    """After a failed update of the book: the update may still have been applied (an answer
+    lost on the way back), so the new file goes only when the book does not point at it."""
+    try:
+        used = await _books().count_documents({"_id": book_id, f"{slot}.key": key}, limit=1)
+    except PyMongoError:
+        logger.exception("could not tell whether book %s uses file %s; it is kept", book_id, key)
+        return
+    if not used:
+        await _remove(storage, key)
 
 
 async def _remove(storage: Storage, key: str) -> None:
@@ -145,7 +160,7 @@ async def replace_file(
             {"_id": book_id}, {"$set": changes}, return_document=ReturnDocument.BEFORE
         )
     except BaseException:
-        await _remove(storage, key)
+        await asyncio.shield(_remove_unless_used(storage, book_id, slot, key))
         raise
     if before is None:
         await _remove(storage, key)
