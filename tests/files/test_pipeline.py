@@ -115,16 +115,37 @@ def test_a_slow_stage_lets_other_pool_work_through_between_batches() -> None:
     assert asyncio.run(main()) < 0.3  # one batch is 0.05 s; the whole upload 0.6 s
 
 
-def test_a_stage_cancelled_with_the_loop_leaves_no_batch_waiting() -> None:
+@pytest.mark.parametrize("started", [True, False])
+def test_a_stage_cancelled_with_the_loop_leaves_no_batch_waiting(started: bool) -> None:
     async def main() -> list[asyncio.Future[None]]:
         never = asyncio.Event()
         stage = SerialStage(lambda batch: never.wait())
         futures = [stage.submit([b"x"]) for _ in range(3)]
-        await asyncio.sleep(0)
+        if started:
+            await asyncio.sleep(0)  # the first batch is being worked on
         for task in asyncio.all_tasks() - {asyncio.current_task()}:
             task.cancel()  # as asyncio.run does on the way out
         _, pending = await asyncio.wait(futures, timeout=5)
         assert not pending
+        later = stage.submit([b"y"])
+        await asyncio.sleep(0)
+        assert later.cancelled()
         return futures
 
     assert all(future.cancelled() for future in asyncio.run(main()))
+
+
+def test_a_batch_submitted_as_the_runner_finishes_is_still_worked_on() -> None:
+    seen: list[bytes] = []
+
+    async def work(batch: list[bytes]) -> None:
+        seen.extend(batch)
+
+    async def main() -> None:
+        stage = SerialStage(work)
+        first = stage.submit([b"1"])
+        await first  # the runner's task is done; its done callback has not run yet
+        await asyncio.wait_for(stage.submit([b"2"]), 5)
+
+    asyncio.run(main())
+    assert seen == [b"1", b"2"]

@@ -40,32 +40,42 @@ class SerialStage:
         # event loop ~15 % more per upload.
         self._runner: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
+        self._stopped = False
 
     def submit(self, batch: Batch) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._stopped:
+            done.cancel()
+            return done
         self._queue.append((batch, done))
-        if self._runner is None:
+        # A runner that is done may not have run its callback yet: it takes nothing more.
+        if self._runner is None or self._runner.done():
             self._runner = asyncio.ensure_future(self._run())
+            self._runner.add_done_callback(self._runner_done)
         return done
 
     async def _run(self) -> None:
-        try:
-            while self._queue:
-                batch, done = self._queue[0]
-                if self._error is None:
-                    try:
-                        await self._work(batch)
-                    except Exception as exc:
-                        self._error = exc
-                self._queue.popleft()
-                _resolve(done, self._error)
-        except BaseException:  # cancelled with the loop: no batch may wait forever
+        while self._queue:
+            batch, done = self._queue[0]
+            if self._error is None:
+                try:
+                    await self._work(batch)
+                except Exception as exc:
+                    self._error = exc
+            self._queue.popleft()
+            _resolve(done, self._error)
+
+    def _runner_done(self, runner: asyncio.Task[None]) -> None:
+        if self._runner is runner:
+            self._runner = None
+        if runner.cancelled() or runner.exception() is not None:
+            # Cancelled with the loop, maybe before its first step: no batch may wait for
+            # ever. A batch whose thread call is under way is let go without waiting for it:
+            # the loop is going away.
+            self._stopped = True
             for _, done in self._queue:
                 done.cancel()
             self._queue.clear()
-            raise
-        finally:
-            self._runner = None
 
 
 class Pipeline:
