@@ -24,6 +24,7 @@ from bson import Int64, ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
+from pymongo.errors import PyMongoError
 
 from .. import clock
 from ..config import Settings
@@ -47,6 +48,8 @@ STALE_TEMP_SECONDS = 24 * 3600
 GRIDFS_BUCKET = "files"
 # GridFS's default chunk size: well under the 16 MB document limit.
 GRIDFS_CHUNK_BYTES = 255 * 1024
+# Abandoned GridFS uploads removed per delete at start-up.
+SWEEP_BATCH = 1000
 # Like most web stacks, a committed upload is left to the kernel's write-back (about 30 s):
 # an fsync per commit halved the upload throughput on the bench's virtual
 # disk (bench/README.md). The rename is atomic either way, and the sha256 kept in the
@@ -357,18 +360,46 @@ class GridFSStorage:
 
     async def remove_abandoned(self) -> None:
         # Chunks without their files entry: an upload cut short (the entry is written last)
-        # or a delete cut short (the entry goes first). A file's id tells when its upload began.
+        # or a delete cut short (the entry goes first). A file's id tells when its upload
+        # began, in real time (not clock.now(), which tests move).
         started_before = ObjectId.from_datetime(
-            clock.now() - datetime.timedelta(seconds=STALE_TEMP_SECONDS)
+            datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=STALE_TEMP_SECONDS)
         )
-        ids = await self._chunks.distinct("files_id", {"files_id": {"$lt": started_before}})
-        if not ids:
-            return
-        kept = {entry["_id"] async for entry in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
-        abandoned = [files_id for files_id in ids if files_id not in kept]
-        if abandoned:
-            await self._chunks.delete_many({"files_id": {"$in": abandoned}})
-            logger.info("removed the chunks of %d abandoned GridFS uploads", len(abandoned))
+        # Streamed by the server, whatever the number of files; deleted in batches.
+        pipeline = [
+            {"$match": {"files_id": {"$lt": started_before}}},
+            {"$group": {"_id": "$files_id"}},
+            {
+                "$lookup": {
+                    "from": self._files.name,
+                    "localField": "_id",
+                    "foreignField": "_id",
+                    "as": "entry",
+                }
+            },
+            {"$match": {"entry": {"$size": 0}}},
+            {"$project": {"_id": 1}},
+        ]
+        removed = 0
+        try:
+            abandoned: list[ObjectId] = []
+            async for found in await self._chunks.aggregate(pipeline, allowDiskUse=True):
+                abandoned.append(found["_id"])
+                if len(abandoned) == SWEEP_BATCH:
+                    removed += await self._remove_chunks(abandoned)
+            removed += await self._remove_chunks(abandoned)
+        except PyMongoError:
+            # A sweep must not keep the service from starting; the next start tries again.
+            logger.exception("could not sweep abandoned GridFS uploads")
+        if removed:
+            logger.info("removed the chunks of %d abandoned GridFS uploads", removed)
+
+    async def _remove_chunks(self, files_ids: list[ObjectId]) -> int:
+        count = len(files_ids)
+        if files_ids:
+            await self._chunks.delete_many({"files_id": {"$in": list(files_ids)}})
+            files_ids.clear()
+        return count
 
 
 async def _grid_chunks(grid_out: Any, remaining: int) -> AsyncIterator[bytes]:
