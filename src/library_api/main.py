@@ -18,8 +18,8 @@ from .config import Settings, get_settings, resolve_jwt_secret
 from .db import Database
 from .deps import Runtime
 from .errors import ErrorBody, install_handlers
+from .files.backends import open_storage
 from .files.router import router as files_router
-from .files.storage import open_storage
 from .loans.router import router as loans_router
 from .middleware import (
     EmptyQueryMiddleware,

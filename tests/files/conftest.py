@@ -18,7 +18,7 @@ from httpx2 import Response
 from starlette.testclient import TestClient
 
 from library_api.config import Settings
-from library_api.files.storage import GridFSStorage
+from library_api.files.gridfs_backend import GridFSStorage
 from tests.books.conftest import book_payload
 from tests.conftest import Account
 

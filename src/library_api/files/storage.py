@@ -1,4 +1,4 @@
-"""Where covers and documents live: a folder (`local`) or GridFS (`gridfs`).
+"""Where covers and documents live: a folder (`local`, here) or GridFS (`gridfs_backend.py`).
 
 Both backends take a file as a stream of chunks through a `Writer` (nothing is visible under
 its key before `commit`, and `abort` leaves nothing behind) and hand it back as a stream of
@@ -7,7 +7,6 @@ its key before `commit`, and `abort` leaves nothing behind) and hand it back as 
 
 import asyncio
 import contextlib
-import datetime
 import hashlib
 import logging
 import os
@@ -20,15 +19,7 @@ from typing import Any, Protocol
 import aiofiles
 import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader
-from bson import Int64, ObjectId
-from bson.errors import InvalidId
-from gridfs import AsyncGridFSBucket
-from gridfs.errors import NoFile
-from pymongo.errors import PyMongoError
 
-from .. import clock
-from ..config import Settings
-from ..db import Database
 from .pipeline import Batch, Pipeline, SerialStage
 
 logger = logging.getLogger("library_api")
@@ -45,11 +36,6 @@ WRITE_BYTES = 256 * 1024
 TEMP_PREFIX = ".tmp-"
 # Temporary files this old belong to an instance that died mid-upload.
 STALE_TEMP_SECONDS = 24 * 3600
-GRIDFS_BUCKET = "files"
-# GridFS's default chunk size: well under the 16 MB document limit.
-GRIDFS_CHUNK_BYTES = 255 * 1024
-# Abandoned GridFS uploads removed per delete at start-up.
-SWEEP_BATCH = 1000
 # Like most web stacks, a committed upload is left to the kernel's write-back (about 30 s):
 # an fsync per commit halved the upload throughput on the bench's virtual
 # disk (bench/README.md). The rename is atomic either way, and the sha256 kept in the
@@ -99,7 +85,7 @@ class Storage(Protocol):
         """Remove what uploads cut short by a crash left behind, once it is a day old."""
 
 
-class _BatchingWriter:
+class BatchingWriter:
     """Collects small chunks into batches stored in order while the next ones arrive."""
 
     def __init__(self) -> None:
@@ -159,7 +145,7 @@ class _BatchingWriter:
         raise NotImplementedError
 
 
-class LocalWriter(_BatchingWriter):
+class LocalWriter(BatchingWriter):
     def __init__(self, root: Path) -> None:
         super().__init__()
         self._root = root
@@ -271,157 +257,3 @@ async def _local_chunks(
             yield data
     finally:
         await file.close()
-
-
-class GridFSWriter(_BatchingWriter):
-    """The GridFS layout (spec: fixed-size chunks `{files_id, n, data}`, then the files entry).
-
-    Written here rather than through pymongo's AsyncGridIn, which keeps up to 48 MB of chunks
-    in memory before inserting them; these go out one batch (about 1 MiB) at a time.
-    """
-
-    def __init__(self, files: Any, chunks: Any) -> None:
-        super().__init__()
-        self._files, self._chunks = files, chunks
-        self._id = ObjectId()
-        self._count = 0
-        self._carry = b""
-
-    def _chunk(self, data: bytes) -> dict[str, Any]:
-        self._count += 1
-        return {"files_id": self._id, "n": self._count - 1, "data": data}
-
-    def _start(self, batch: Batch) -> list[asyncio.Future[Any]]:
-        data = b"".join([self._carry, *batch])
-        whole = len(data) - len(data) % GRIDFS_CHUNK_BYTES
-        self._carry = data[whole:]
-        docs = [
-            self._chunk(data[i : i + GRIDFS_CHUNK_BYTES])
-            for i in range(0, whole, GRIDFS_CHUNK_BYTES)
-        ]
-        futures: list[asyncio.Future[Any]] = [self._hashing.submit(batch)]
-        if docs:
-            futures.append(asyncio.ensure_future(self._chunks.insert_many(docs)))
-        return futures
-
-    async def commit(self, *, suffix: str = "") -> str:
-        await self._drain()
-        self._finished = True
-        if self._carry:
-            await self._chunks.insert_one(self._chunk(self._carry))
-        await self._files.insert_one(
-            {
-                "_id": self._id,
-                "length": Int64(self.size),
-                "chunkSize": GRIDFS_CHUNK_BYTES,
-                "uploadDate": clock.now(),
-                "filename": str(self._id),
-            }
-        )
-        return str(self._id)
-
-    async def _discard(self) -> None:
-        # Chunks already sent are in the database: take them out again.
-        await self._chunks.delete_many({"files_id": self._id})
-        await self._files.delete_one({"_id": self._id})
-
-
-class GridFSStorage:
-    """Files as GridFS chunks in the service's own database, shared by every instance."""
-
-    def __init__(self, database: Any) -> None:
-        self.bucket = AsyncGridFSBucket(database, bucket_name=GRIDFS_BUCKET)
-        self._files = database[f"{GRIDFS_BUCKET}.files"]
-        self._chunks = database[f"{GRIDFS_BUCKET}.chunks"]
-        self._indexed = False
-
-    async def open_writer(self) -> Writer:
-        if not self._indexed:
-            # The indexes pymongo's GridFS would create (same keys, same names).
-            await self._chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-            await self._files.create_index([("filename", 1), ("uploadDate", 1)])
-            self._indexed = True
-        return GridFSWriter(self._files, self._chunks)
-
-    async def open_reader(
-        self, key: str, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
-        try:
-            grid_out = await self.bucket.open_download_stream(ObjectId(key))
-        except (NoFile, InvalidId, TypeError):
-            raise FileMissingError(key) from None
-        stop = grid_out.length if end is None else min(end, grid_out.length)
-        await grid_out.seek(start)
-        return _grid_chunks(grid_out, stop - start)
-
-    async def delete(self, key: str) -> None:
-        with contextlib.suppress(NoFile, InvalidId, TypeError):
-            await self.bucket.delete(ObjectId(key))
-
-    async def remove_abandoned(self) -> None:
-        # Chunks without their files entry: an upload cut short (the entry is written last)
-        # or a delete cut short (the entry goes first). A file's id tells when its upload
-        # began, in real time (not clock.now(), which tests move).
-        started_before = ObjectId.from_datetime(
-            datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=STALE_TEMP_SECONDS)
-        )
-        # Streamed by the server, whatever the number of files; deleted in batches.
-        pipeline = [
-            {"$match": {"files_id": {"$lt": started_before}}},
-            {"$group": {"_id": "$files_id"}},
-            {
-                "$lookup": {
-                    "from": self._files.name,
-                    "localField": "_id",
-                    "foreignField": "_id",
-                    "as": "entry",
-                }
-            },
-            {"$match": {"entry": {"$size": 0}}},
-            {"$project": {"_id": 1}},
-        ]
-        removed = 0
-        try:
-            abandoned: list[ObjectId] = []
-            async for found in await self._chunks.aggregate(pipeline, allowDiskUse=True):
-                abandoned.append(found["_id"])
-                if len(abandoned) == SWEEP_BATCH:
-                    removed += await self._remove_chunks(abandoned)
-            removed += await self._remove_chunks(abandoned)
-        except PyMongoError:
-            # A sweep must not keep the service from starting; the next start tries again.
-            logger.exception("could not sweep abandoned GridFS uploads")
-        if removed:
-            logger.info("removed the chunks of %d abandoned GridFS uploads", removed)
-
-    async def _remove_chunks(self, files_ids: list[ObjectId]) -> int:
-        count = len(files_ids)
-        if files_ids:
-            await self._chunks.delete_many({"files_id": {"$in": list(files_ids)}})
-            files_ids.clear()
-        return count
-
-
-async def _grid_chunks(grid_out: Any, remaining: int) -> AsyncIterator[bytes]:
-    try:
-        while remaining > 0:
-            data: bytes = await grid_out.read(min(BATCH_BYTES, remaining))
-            if not data:
-                break
-            remaining -= len(data)
-            yield data
-    finally:
-        await grid_out.close()
-
-
-async def open_storage(settings: Settings, database: Database) -> Storage:
-    storage: Storage
-    if settings.storage_backend == "gridfs":
-        storage = GridFSStorage(database.db)
-        # CSV imports spool into UPLOADS_DIR whatever the backend.
-        await asyncio.to_thread(remove_stale_temporaries, settings.uploads_dir)
-    else:
-        await aiofiles.os.makedirs(settings.uploads_dir, exist_ok=True)
-        storage = LocalStorage(settings.uploads_dir)
-    await storage.remove_abandoned()
-    return storage
