@@ -143,6 +143,7 @@ class GridFSStorage:
                 abandoned.append(found["_id"])
                 if len(abandoned) == SWEEP_BATCH:
                     removed += await self._remove_chunks(abandoned)
+                    abandoned = []
             removed += await self._remove_chunks(abandoned)
         except PyMongoError:
             # A sweep must not keep the service from starting; the next start tries again.
@@ -151,11 +152,9 @@ class GridFSStorage:
             logger.info("removed the chunks of %d abandoned GridFS uploads", removed)
 
     async def _remove_chunks(self, files_ids: list[ObjectId]) -> int:
-        count = len(files_ids)
         if files_ids:
-            await self._chunks.delete_many({"files_id": {"$in": list(files_ids)}})
-            files_ids.clear()
-        return count
+            await self._chunks.delete_many({"files_id": {"$in": files_ids}})
+        return len(files_ids)
 
 
 async def _grid_chunks(grid_out: Any, remaining: int) -> AsyncIterator[bytes]:
