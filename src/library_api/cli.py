@@ -7,12 +7,15 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
+from granian.constants import HTTPModes, Interfaces
 from pydantic import ValidationError
 
+from . import server
 from .config import ConfigError, Settings, get_settings, resolve_jwt_secret
 from .db import Database, DatabaseUnreachableError
-from .middleware import configure_logging, uvicorn_log_config
+from .middleware import configure_logging, server_log_config
 from .security import PasswordHasher
+from .server import http1_settings
 
 
 def _fail(message: str) -> None:
@@ -74,23 +77,38 @@ def _run(settings: Settings, work: Callable[[Database], Awaitable[None]]) -> Non
 
 
 def serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     settings = _settings()
     if settings.mongodb_url:
         # Fail here, in one line, rather than in a traceback from inside the server.
         _run(settings, lambda _: asyncio.sleep(0))
-    uvicorn.run(
-        "library_api.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        reload=args.reload,
-        proxy_headers=True,
-        # A string, as uvicorn types its option for asyncio.Protocol classes only.
-        http="library_api.server:HttpProtocol",
-        access_log=False,
-        log_config=uvicorn_log_config(settings.log_level),
+    log_config = server_log_config(settings.log_level)
+    if args.reload:
+        from granian import Granian
+
+        # A process per code change: for development only, so no graceful drain here.
+        Granian(
+            "library_api.main:create_app",
+            factory=True,
+            address=args.host,
+            port=args.port,
+            interface=Interfaces.ASGI,
+            http=HTTPModes.http1,
+            websockets=False,
+            http1_settings=http1_settings(settings),
+            log_dictconfig=log_config,
+            reload=True,
+        ).serve()
+        return
+    from .main import create_app
+
+    asyncio.run(
+        server.serve(
+            create_app(settings),
+            settings=settings,
+            host=args.host,
+            port=args.port,
+            log_config=log_config,
+        )
     )
 
 

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     # Hashes computed at once; the rest queue so a login storm cannot starve the thread pool.
     hash_concurrency: int = Field(default=2, ge=1)
 
+    # Hostile-input limits (contract: Conventions). A head over MAX_HEADER_BYTES or slower than
+    # HEADER_TIMEOUT_SECONDS is refused by the HTTP server; a non-upload body over
+    # MAX_BODY_BYTES is refused by the app before any of it is parsed.
+    max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # On SIGTERM: requests in flight may finish for this long, then they are cancelled.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
+
     log_level: str = "INFO"
 
     @model_validator(mode="before")

@@ -1,16 +1,16 @@
 """One error type for the whole service and the handlers that render it as `{detail, code}`."""
 
 import logging
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("library_api")
@@ -81,9 +81,45 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     return _json(exc.status, exc.detail, exc.code, exc.headers)
 
 
+# A 422 shows what was wrong with an input, never the input itself at length: a client sent
+# it and has it, and echoing megabytes back would cost as much again.
+EXCERPT_CHARS = 80
+
+
+def _excerpt(value: object) -> object:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        text = repr(value)
+        return value if math.isfinite(value) and len(text) <= EXCERPT_CHARS else _cut(text)
+    if isinstance(value, str):
+        return value if len(value) <= EXCERPT_CHARS else _cut(value)
+    if isinstance(value, dict):
+        return {_cut(str(k)): _excerpt(v) for k, v in list(value.items())[:10]}
+    if isinstance(value, list | tuple):
+        return [_excerpt(v) for v in value[:10]]
+    return _cut(str(value))
+
+
+def _cut(text: str) -> str:
+    # Lone surrogates cannot be encoded into the answer: replaced, like any other oddity.
+    text = text.encode("utf-8", "replace").decode()
+    return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "…"
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return _json(422, jsonable_encoder(exc.errors()), "validation_error")
+    errors = []
+    for error in exc.errors()[:50]:
+        shown = {k: v for k, v in error.items() if k not in ("input", "ctx", "url")}
+        shown["msg"] = _cut(str(error.get("msg", "")))
+        shown["loc"] = [_excerpt(part) for part in error.get("loc", ())]
+        if "input" in error:
+            shown["input"] = _excerpt(error["input"])
+        if "ctx" in error:
+            shown["ctx"] = {k: _excerpt(v) for k, v in error["ctx"].items()}
+        errors.append(shown)
+    return _json(422, errors, "validation_error")
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -101,5 +137,7 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(ConnectionFailure, _database_down)
-    app.add_exception_handler(ServerSelectionTimeoutError, _database_down)
+    # ConnectionFailure covers server selection, network and wait-queue time-outs; the other
+    # two are what PyMongo's client-side operation timeout (timeoutMS) raises on a slow server.
+    for fault in (ConnectionFailure, ExecutionTimeout, WTimeoutError):
+        app.add_exception_handler(fault, _database_down)

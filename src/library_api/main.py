@@ -20,6 +20,7 @@ from .deps import Runtime
 from .errors import ErrorBody, install_handlers
 from .files.backends import open_storage
 from .files.router import router as files_router
+from .limits import LimitsMiddleware
 from .loans.router import router as loans_router
 from .middleware import (
     EmptyQueryMiddleware,
@@ -140,6 +141,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(EmptyQueryMiddleware)
     app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(
+        LimitsMiddleware,
+        max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.header_timeout_seconds,
+    )
     app.add_middleware(
         JsonCORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -27,9 +27,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_headers = dict(scope["headers"])
+        sent = request_headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if _SAFE_ID.match(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        authenticated = b"authorization" in request_headers
         started = time.perf_counter()
         status = 500
 
@@ -37,7 +39,13 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                headers["X-Content-Type-Options"] = "nosniff"
+                # What a token was needed for stays out of every shared or browser cache.
+                json = headers.get("content-type", "").startswith("application/json")
+                if authenticated and json and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         try:
@@ -146,16 +154,16 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def uvicorn_log_config(level: str) -> dict[str, object]:
-    """Uvicorn's own lines as JSON too; its access log is off (ours has the request id)."""
+def server_log_config(level: str) -> dict[str, object]:
+    """Granian's own lines as JSON too; its access log is off (ours has the request id)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": _JsonFormatter}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
         "loggers": {
-            "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
-            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "_granian": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
+            "granian.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },
     }
 

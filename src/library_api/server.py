@@ -1,107 +1,127 @@
-"""uvicorn's HTTP protocol, reading no more of a request body than its first message may hold.
+"""`library-api serve`: Granian's embeddable server on this process's event loop.
 
-uvicorn (httptools) reads whatever the socket holds, up to 256 KiB at a time, and hands all
-of it to the app's next `receive()`. An upload the app refuses on its first bytes (an HTML
-page sent as a PDF) has then cost whatever had piled up: 125 KiB on a busy machine
-(bench/README.md). `HttpProtocol` reads the socket into a buffer it sizes itself (asyncio's
-`BufferedProtocol`): a request's head and the first 64 KiB of its body are read no faster
-than the app takes them, so the app's first message holds at most 64 KiB. The rest of the
-body comes in reads of up to 1 MiB (uvloop's own are 256 KiB): a quarter as many messages
-per upload, which took the read-and-discard ceiling of bench/upload.py from ~1,600 to
-~2,100 MiB/s. Reading still pauses while 64 KiB or more wait for the app, so a connection
-holds at most ~1 MiB of unread body. `library-api serve` runs with it.
+Granian's HTTP/1 parser (hyper) reads a request head into a buffer of a set size and answers
+`431` with the connection closed when the head does not fit, and it closes a connection
+whose head has not arrived within a set time: both documented settings, which uvicorn lacks.
+The buffer is never below 64 KiB, which uploads need to stream well; `MAX_HEADER_BYTES` below
+that is applied by `limits.LimitsMiddleware` on the parsed head.
+
+The embeddable server (Granian's documented API for "advanced lifecycle management") runs on
+our own loop, so a stop is ours to handle: on SIGTERM or SIGINT the server stops accepting,
+requests in flight get `SHUTDOWN_GRACE_SECONDS` to finish, then the rest are cancelled and,
+when nothing was sent yet, answered `503 shutting_down`; the lifespan (database) closes last.
 """
 
 import asyncio
-import threading
+import logging
+import signal
 from typing import Any
 
-from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.server.embed import Server
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-READ_BYTES = 1024 * 1024
-# Also the most of a body the app's first message may hold.
-FIRST_BYTES = HIGH_WATER_LIMIT
+from .config import Settings
+from .limits import refuse
 
-_buffers = threading.local()
+logger = logging.getLogger("library_api")
 
-
-def _read_buffer() -> memoryview:
-    # One per thread (one event loop each), shared by its connections: a read is handed on
-    # (httptools copies what it keeps) before the loop reads another socket.
-    buffer: memoryview | None = getattr(_buffers, "view", None)
-    if buffer is None:
-        buffer = _buffers.view = memoryview(bytearray(READ_BYTES))
-    return buffer
+MIN_READ_BUFFER = 64 * 1024
 
 
-class _Http(HttpToolsProtocol):
-    """uvicorn's protocol, counting how much of the current request's body it has read."""
+class InFlight:
+    """The app, counting the requests it is running so that a stop can wait for them."""
 
-    body_read = 0
-    body_length: int | None = None
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+        self.idle = asyncio.Event()
+        self.idle.set()
 
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        self.body_read = 0
-        declared = dict(self.headers).get(b"content-length", b"")
-        self.body_length = int(declared) if declared.isdigit() else None
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        if scope["type"] != "http" or task is None:
+            await self.app(scope, receive, send)
+            return
+        self.tasks.add(task)
+        self.idle.clear()
+        started = False
 
-    def body_left(self) -> int | None:
-        """Bytes of this body still to come from the socket, when its length was declared."""
-        return None if self.body_length is None else max(self.body_length - self.body_read, 0)
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
-    def on_body(self, body: bytes) -> None:
-        self.body_read += len(body)
-        super().on_body(body)
+        try:
+            await self.app(scope, receive, watch)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            # Cancelled by `drain`: the request is over, and its client is told why.
+            task.uncancel()
+            if not started:
+                await refuse(send, 503, "shutting_down", "The service is restarting; try again")
+        finally:
+            self.tasks.discard(task)
+            if not self.tasks:
+                self.idle.set()
 
-    def unread_body(self) -> int | None:
-        """Body bytes waiting for the app; None between requests."""
-        cycle = self.cycle
-        return None if cycle is None or cycle.response_complete else len(cycle.body)
+    async def drain(self, grace: float) -> int:
+        """Waits up to `grace` seconds for the requests in flight, then cancels the rest."""
+        try:
+            async with asyncio.timeout(grace):
+                await self.idle.wait()
+            return 0
+        except TimeoutError:
+            pass
+        self.stopping = True
+        left = set(self.tasks)
+        for task in left:
+            task.cancel()
+        await asyncio.wait(left, timeout=5)
+        return len(left)
 
 
-class HttpProtocol(asyncio.BufferedProtocol):
-    """`HttpToolsProtocol` behind a read buffer sized here.
+def http1_settings(settings: Settings) -> HTTP1Settings:
+    return HTTP1Settings(
+        header_read_timeout=int(settings.header_timeout_seconds * 1000),
+        max_buffer_size=max(MIN_READ_BUFFER, settings.max_header_bytes),
+    )
 
-    A wrapper rather than a subclass: uvloop reads into the protocol's buffer only for a
-    protocol that is not an `asyncio.Protocol`, which uvicorn's is.
-    """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._http = _Http(*args, **kwargs)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._http.connection_made(transport)  # type: ignore[arg-type]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._http.connection_lost(exc)
-
-    def eof_received(self) -> None:
-        self._http.eof_received()
-
-    def pause_writing(self) -> None:
-        self._http.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._http.resume_writing()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        view = _read_buffer()
-        unread = self._http.unread_body()
-        if unread is None or not self._http.cycle.more_body:
-            # What comes next belongs to the next request: its head, maybe its body's start.
-            return view[:FIRST_BYTES]
-        if self._http.body_read - unread < FIRST_BYTES:
-            # The app has not taken 64 KiB of this body yet.
-            return view[: max(FIRST_BYTES - unread, 1)]
-        # Not past this body's end: a pipelined request behind it starts like any other.
-        left = self._http.body_left()
-        return view if left is None else view[: max(min(left, READ_BYTES), 1)]
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._http.data_received(_read_buffer()[:nbytes])  # type: ignore[arg-type]
-        unread = self._http.unread_body()
-        if unread is not None and unread >= FIRST_BYTES:
-            # uvicorn pauses only past the mark; at it, the next read would be 1 byte.
-            self._http.flow.pause_reading()
+async def serve(
+    app: ASGIApp, *, settings: Settings, host: str, port: int, log_config: dict[str, Any]
+) -> None:
+    tracked = InFlight(app)
+    server = Server(
+        wrap_asgi_with_proxy_headers(tracked, trusted_hosts="127.0.0.1"),
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.http1,
+        websockets=False,
+        http1_settings=http1_settings(settings),
+        log_dictconfig=log_config,
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set():
+        logger.info(
+            "stopping: %d request(s) in flight get %g s to finish",
+            len(tracked.tasks),
+            settings.shutdown_grace_seconds,
+        )
+        server.stop()  # type: ignore[no-untyped-call]
+        cancelled = await tracked.drain(settings.shutdown_grace_seconds)
+        if cancelled:
+            logger.warning("stopping: cancelled %d request(s) still running", cancelled)
+    stopping.cancel()
+    await serving

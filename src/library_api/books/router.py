@@ -123,11 +123,11 @@ async def create_book(body: BookCreate, _: LibrarianUser) -> BookPublic:
     f"more than {importer.MAX_IMPORT_ROWS:,} data rows is refused whole with "
     "`413 file_too_large`; nothing is created.",
 )
-async def import_books(upload: ImportUpload, runtime: RuntimeDep) -> ImportReport:
+async def import_books(upload: ImportUpload, runtime: RuntimeDep, request: Request) -> ImportReport:
     async with importer.spooled(
         upload, directory=runtime.settings.uploads_dir, max_bytes=upload.limit
     ) as csv_file:
-        return await service.import_books(upload=csv_file)
+        return await service.import_books(upload=csv_file, gone=request.is_disconnected)
 
 
 @router.get(

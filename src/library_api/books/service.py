@@ -1,6 +1,9 @@
 """The catalogue: creating, finding, changing and removing books."""
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -30,7 +33,7 @@ _SORTS: dict[BookSort, list[tuple[str, int]]] = {
     BookSort.created_desc: [("created_at", DESCENDING), ("_id", DESCENDING)],
 }
 # Rows inserted per round trip by an import.
-IMPORT_BATCH = 500
+IMPORT_BATCH = 100
 # A list page never shows the search words: no need to ship them from the database.
 _LIST_PROJECTION = {"search_terms": 0, "title_terms": 0, "author_terms": 0, "isbn_terms": 0}
 
@@ -269,35 +272,83 @@ async def _insert_batch(batch: list[Book]) -> tuple[int, int]:
     return len(batch), 0
 
 
-async def import_books(*, upload: importer.Upload) -> ImportReport:
+async def _waited_for() -> bool:
+    return False
+
+
+async def import_books(
+    *, upload: importer.Upload, gone: Callable[[], Awaitable[bool]] = _waited_for
+) -> ImportReport:
     """Create a book from each valid row of a CSV upload; see importer.py for the format.
 
     The file is read twice: once to check that it is CSV at all (422, nothing created), then
     to import it in batches. Duplicates, within the file or with the catalogue, are left to
-    the unique ISBN index, so parallel imports cannot create a book twice.
+    the unique ISBN index, so parallel imports cannot create a book twice. Before each batch
+    `gone()` is asked whether the client is still there: an import nobody waits for stops.
+    A stopped or cancelled import keeps the rows it created, and the log says how many.
     """
     async for _ in importer.read_rows(upload):
         pass
     await upload.seek(0)
     now = clock.now()
-    created = skipped = 0
-    errors: list[ImportRowError] = []
+    report = ImportReport(created=0, skipped=0, errors=[])
     batch: list[Book] = []
-    async for row in importer.read_rows(upload):
-        if row.values is None:
-            errors.append(ImportRowError(row=row.number, detail=row.problem or "Malformed row"))
-            continue
-        try:
-            data = BookCreate.model_validate(importer.book_fields(row.values))
-            batch.append(new_book(data, now=now))
-        except ValidationError as exc:
-            errors.append(ImportRowError(row=row.number, detail=_describe(exc)))
-        except AppError as exc:
-            errors.append(ImportRowError(row=row.number, detail=exc.detail))
-        if len(batch) >= IMPORT_BATCH:
-            done, dropped = await _insert_batch(batch)
-            created, skipped, batch = created + done, skipped + dropped, []
-    if batch:
-        done, dropped = await _insert_batch(batch)
-        created, skipped = created + done, skipped + dropped
-    return ImportReport(created=created, skipped=skipped, errors=errors)
+    try:
+        async for row in importer.read_rows(upload):
+            if row.values is None:
+                detail = row.problem or "Malformed row"
+                report.errors.append(ImportRowError(row=row.number, detail=detail))
+                continue
+            try:
+                data = BookCreate.model_validate(importer.book_fields(row.values))
+                batch.append(new_book(data, now=now))
+            except ValidationError as exc:
+                report.errors.append(ImportRowError(row=row.number, detail=_describe(exc)))
+            except AppError as exc:
+                report.errors.append(ImportRowError(row=row.number, detail=exc.detail))
+            if len(batch) >= IMPORT_BATCH:
+                await _import_batch(batch, report, gone)
+                batch = []
+        if batch:
+            await _import_batch(batch, report, gone)
+    except _ClientGoneError:
+        _log_stopped("the client went away", report)
+        raise
+    except asyncio.CancelledError:
+        _log_stopped("cancelled", report)
+        raise
+    return report
+
+
+class _ClientGoneError(AppError):
+    def __init__(self) -> None:
+        super().__init__(400, "client_disconnected", "The client went away during the import")
+
+
+def _log_stopped(why: str, report: ImportReport) -> None:
+    logger.warning(
+        "import stopped (%s): %d books created, %d skipped, %d rows refused so far",
+        why,
+        report.created,
+        report.skipped,
+        len(report.errors),
+    )
+
+
+async def _import_batch(
+    batch: list[Book], report: ImportReport, gone: Callable[[], Awaitable[bool]]
+) -> None:
+    if await gone():
+        raise _ClientGoneError
+    # A cancellation waits for the batch already sent, so that the count logged is exact.
+    inserting = asyncio.ensure_future(_insert_batch(batch))
+    try:
+        created, skipped = await asyncio.shield(inserting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            created, skipped = await inserting
+            report.created += created
+            report.skipped += skipped
+        raise
+    report.created += created
+    report.skipped += skipped

@@ -26,6 +26,9 @@ COVER_CACHE_CONTROL = "public, max-age=3600"
 DOCUMENT_CACHE_CONTROL = "private, no-cache"
 
 _RANGE = re.compile(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)", re.IGNORECASE)
+# Positions longer than this are past the end of any file; int() of thousands of digits would
+# be slow, then refused by Python's digit limit.
+_MAX_DIGITS = 18
 # RFC 5987 attr-char beyond letters, digits and "-._~" (which `quote` never escapes).
 _ATTR_CHAR_EXTRA = "!#$&+^`|"
 
@@ -63,20 +66,26 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     found = _RANGE.fullmatch(header.strip())
     if found is None:
         return None
-    first, last = found.groups()
-    if not first:
-        if not last:
+    first, last = (_position(group) for group in found.groups())
+    if first is None:
+        if last is None:
             return None
-        suffix = int(last)
+        suffix = last
         if suffix == 0:
             raise range_not_satisfiable(size)
         return max(size - suffix, 0), size - 1
-    start = int(first)
-    if last and int(last) < start:
+    if last is not None and last < first:
         return None
-    if start >= size:
+    if first >= size:
         raise range_not_satisfiable(size)
-    return start, min(int(last), size - 1) if last else size - 1
+    return first, min(last, size - 1) if last is not None else size - 1
+
+
+def _position(digits: str) -> int | None:
+    if not digits:
+        return None
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 def _ascii(char: str) -> str:
