@@ -31,7 +31,7 @@ def _check_admin(name: str, email: str, password: str) -> tuple[str, str]:
 
     try:
         account = admin_account(name=name, email=email, password=password)
-        check_strength(account.password)
+        check_strength(password=account.password, email=account.email)
     except ValueError as exc:
         _fail(f"invalid admin account: {exc}")
         raise

@@ -128,9 +128,9 @@ def test_parallel_guesses_cannot_pass_the_lockout(client: TestClient, member: Ac
     assert statuses.count(401) <= 5
     assert statuses.count(429) >= 7
     assert set(statuses) <= {401, 429}
-    # Only the wrong guesses that were checked count as failures.
-    expected = 429 if statuses.count(401) == 5 else 200
-    assert _login(client, member.email, PASSWORD).status_code == expected
+    # A burst locks the email whatever mix of checks and refusals it made (issue: the
+    # lock-out holds afterwards), even for the right password.
+    assert _login(client, member.email, PASSWORD).status_code == 429
 
 
 def test_a_password_with_spaces_is_kept_as_typed(client: TestClient) -> None:

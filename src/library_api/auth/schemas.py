@@ -1,7 +1,28 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from ..users.schemas import Email
+
+# RFC 3696's bound on an address; anything longer is refused before it is parsed or stored.
+MAX_LOGIN_EMAIL = 320
+# Passwords are at most 128 characters at sign-up; this only keeps megabytes from the hasher.
+MAX_LOGIN_PASSWORD = 1024
+
+_email = TypeAdapter(Email)
+
+
+def login_email(username: str) -> str | None:
+    """The email a login names, normalised as at registration, or None when no account can
+    have it (not an email, or too long)."""
+    username = username.strip()
+    if len(username) > MAX_LOGIN_EMAIL:
+        return None
+    try:
+        return _email.validate_python(username)
+    except ValidationError:
+        return None
 
 
 class TokenPair(BaseModel):

@@ -2,7 +2,8 @@
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -21,7 +22,7 @@ from ..security import (
 )
 from ..users.models import User
 from .models import LoginAttempt, Session
-from .schemas import TokenPair
+from .schemas import MAX_LOGIN_PASSWORD, TokenPair, login_email
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,26 +43,45 @@ async def begin_attempt(*, email: str, settings: Settings) -> None:
     """Count a password try before the password is checked.
 
     Recording first means parallel guesses cannot all pass a count taken before any of them
-    failed: each sees the tries before it, and those past the limit are refused.
+    failed: each count sees every try recorded so far, and a try is checked only while those
+    are within the limit.
     """
     now = clock.now()
     window = timedelta(seconds=settings.login_lockout_seconds)
     attempt = LoginAttempt(email=email, at=now, expires_at=now + window)
     await attempt.insert()
-    recent = {"email": email, "at": {"$gt": now - window}}
+    recent: dict[str, Any] = {"email": email, "at": {"$gt": now - window}}
     if await LoginAttempt.find(recent).count() <= settings.login_max_failures:
         return
-    # A refused try is not a failure: it must not push the end of the lock-out further away.
-    await attempt.delete()
-    failures = await LoginAttempt.find(recent).sort("at", "_id").to_list()
-    releasing = failures[max(0, len(failures) - settings.login_max_failures)]
-    retry_after = max(1, math.ceil((releasing.at + window - now).total_seconds()))
+    # A refused try is not a failure: it must not push the end of the lock-out further away,
+    # so it is taken back - unless fewer than the limit's worth came before it in (at, _id)
+    # order. In a burst every try may see all the others and be refused; were each taken
+    # back, nothing would be left to lock the email. The first ones always stay.
+    earlier = {**recent, "$or": [{"at": {"$lt": now}}, {"at": now, "_id": {"$lt": attempt.id}}]}
+    if await LoginAttempt.find(earlier).count() >= settings.login_max_failures:
+        await attempt.delete()
     raise AppError(
         429,
         "too_many_attempts",
         "Too many failed attempts for this email; try again later",
-        {"Retry-After": str(retry_after)},
+        {"Retry-After": str(await _retry_after(email=email, now=now, window=window))},
     )
+
+
+async def _retry_after(*, email: str, now: datetime, window: timedelta) -> int:
+    """Seconds until the oldest try still recorded leaves the window.
+
+    The lock-out cannot end sooner while the limit's worth of tries is recorded. None left
+    (a right password has just cleared them) means the next try is counted afresh.
+    """
+    oldest = (
+        await LoginAttempt.find({"email": email, "at": {"$gt": now - window}})
+        .sort("at", "_id")
+        .first_or_none()
+    )
+    if oldest is None:
+        return 1
+    return max(1, math.ceil((oldest.at + window - now).total_seconds()))
 
 
 async def clear_failures(*, email: str) -> None:
@@ -108,7 +128,12 @@ async def login(
     hasher: PasswordHasher,
     signer: TokenSigner,
 ) -> TokenPair:
-    email = email.strip().lower()
+    # Checked before anything is stored: a login that names no possible account (or sends a
+    # password no account can have) gets the wrong-password answer and leaves no trace.
+    normalised = login_email(email)
+    if normalised is None or len(password) > MAX_LOGIN_PASSWORD:
+        raise _invalid_credentials()
+    email = normalised
     await begin_attempt(email=email, settings=settings)
     user = await User.find_one({"email": email})
     ok, rehash = await hasher.verify(password, user.password_hash if user else None)

@@ -1,6 +1,7 @@
 """Accounts: creation, profiles and administration."""
 
 import re
+import unicodedata
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -19,15 +20,29 @@ from ..security import PasswordHasher
 from .models import Role, User
 
 
-def check_strength(password: str) -> None:
+def check_strength(*, password: str, email: str) -> None:
+    """Refuse a password that is easy to guess for this account, or that some client or log
+    would mangle: `422 weak_password`."""
+
+    def weak(detail: str) -> AppError:
+        return AppError(422, "weak_password", detail)
+
+    if any(unicodedata.category(c) == "Cc" for c in password):
+        raise weak("The password must not contain control characters")
+    if not password.strip():
+        raise weak("The password must not be only whitespace")
+    typed = password.strip().casefold()
+    local = email.rpartition("@")[0]
+    if typed in (email.casefold(), local.casefold()):
+        raise weak("The password must not be your email address")
     if passwords.is_common(password):
-        raise AppError(422, "weak_password", "This password is too common; choose another")
+        raise weak("This password is too common; choose another")
 
 
 async def create_user(
     *, name: str, email: str, password: str, role: Role, hasher: PasswordHasher
 ) -> User:
-    check_strength(password)
+    check_strength(password=password, email=email)
     user = User.new(name=name, email=email, password_hash=await hasher.hash(password), role=role)
     try:
         await user.insert()
@@ -109,7 +124,7 @@ async def change_password(
     if not ok:
         raise AppError(400, "invalid_password", "The current password is wrong")
     await auth_service.clear_failures(email=user.email)
-    check_strength(new_password)
+    check_strength(password=new_password, email=user.email)
     await _update(doc_id(user), {"password_hash": await hasher.hash(new_password)})
     await auth_service.revoke_all(user_id=doc_id(user), keep=session_id)
 
