@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # On SIGTERM: requests in flight may finish for this long, then they are cancelled.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # How long an Idempotency-Key's first answer is kept for replay.
+    idempotency_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     log_level: str = "INFO"
 

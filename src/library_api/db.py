@@ -18,7 +18,16 @@ from .errors import not_found
 logger = logging.getLogger("library_api")
 
 # Every domain lists its Beanie documents in `models.DOCUMENTS`.
-DOMAINS = ("auth", "users", "books", "files", "loans", "reservations", "notifications")
+DOMAINS = (
+    "auth",
+    "users",
+    "books",
+    "files",
+    "loans",
+    "reservations",
+    "notifications",
+    "idempotency",
+)
 
 
 def document_models() -> list[type[Document]]:

@@ -20,6 +20,7 @@ from .deps import Runtime
 from .errors import ErrorBody, install_handlers
 from .files.backends import open_storage
 from .files.router import router as files_router
+from .idempotency.middleware import IdempotencyMiddleware
 from .limits import LimitsMiddleware
 from .loans.router import router as loans_router
 from .middleware import (
@@ -141,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(EmptyQueryMiddleware)
     app.add_middleware(InternalErrorMiddleware)
+    # Inside the limits: a key's body is already bounded and checked when it is hashed.
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(
         LimitsMiddleware,
         max_header_bytes=settings.max_header_bytes,
@@ -151,7 +154,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         JsonCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "Range"],
+        allow_headers=[
+            *("Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "Range"),
+            "Idempotency-Key",
+        ],
         expose_headers=[
             "X-Request-ID",
             "Retry-After",
@@ -159,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Content-Disposition",
             "Content-Range",
             "Accept-Ranges",
+            "Idempotent-Replayed",
         ],
     )
     app.add_middleware(RequestContextMiddleware)
