@@ -12,6 +12,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .limits import BodyStalledError
+
 access_log = logging.getLogger("library_api.access")
 error_log = logging.getLogger("library_api.errors")
 
@@ -88,6 +90,8 @@ class InternalErrorMiddleware:
 
         try:
             await self.app(scope, receive, watch)
+        except BodyStalledError:
+            raise  # not a fault of ours: LimitsMiddleware answers it 408
         except Exception:
             error_log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started:

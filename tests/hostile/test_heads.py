@@ -6,12 +6,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from library_api.config import Settings
+from tests.books.conftest import book_payload
 from tests.conftest import Account
+from tests.files.conftest import PDF, multipart, sized
 from tests.hostile.live import Live, exchange, health_request, live_server, read_all, status_of
 
 MiB = 1 << 20
@@ -164,3 +167,22 @@ def test_the_server_logs_each_refusal_once_without_a_traceback(live: Live) -> No
     log = live.logged()
     assert "Traceback" not in log
     assert log.count(f"refused GET /{marker}: request head over") == 1
+
+
+def test_a_stalled_upload_gets_408_and_leaves_no_file_behind(
+    live: Live, client: TestClient, librarian: Account, settings: Settings
+) -> None:
+    created = client.post("/api/v1/books", json=book_payload(), headers=librarian.headers)
+    book = created.json()["id"]
+    body, headers = multipart(sized(PDF, 200_000), "doc.pdf", "application/pdf")
+    head = (
+        f"PUT /api/v1/books/{book}/document HTTP/1.1\r\nHost: t\r\n"
+        f"Authorization: {librarian.headers['Authorization']}\r\n"
+        f"Content-Type: {headers['Content-Type']}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with live.connect(20) as sock:
+        answer = exchange(sock, head.encode() + body[: len(body) // 2])
+    assert status_of(answer) == 408, answer[:300]
+    assert b'"code": "body_timeout"' in answer
+    assert list(Path(settings.uploads_dir).iterdir()) == []
+    assert client.get(f"/api/v1/books/{book}", headers=librarian.headers).json()["document"] is None
