@@ -1,8 +1,11 @@
 """Upload and download benchmark: `make bench-upload` (or `python bench/upload.py --help`).
 
-One uvicorn server on 127.0.0.1 (started here, in a child process, with the embedded database,
+One server on 127.0.0.1 (started here, in a child process, with the embedded database,
 UPLOADS_DIR and a fresh TMPDIR all in a temporary folder) serves the real app plus three
-throw-away routes that exist only in this script:
+throw-away routes that exist only in this script. `--server granian` (the default) runs it as
+`library-api serve` does: `library_api.server.serve`, Granian's embeddable server with the
+same HTTP/1 settings; `--server uvicorn` runs plain uvicorn (httptools, uvloop), for comparison.
+The routes:
 
 - PUT /bench/naive/{id}: the usual FastAPI upload, `file: UploadFile = File(...)` (Starlette
   spools the form to a temporary file under TMPDIR first), then copied to UPLOADS_DIR and
@@ -13,15 +16,19 @@ throw-away routes that exist only in this script:
 The client speaks raw HTTP/1.1 over a socket so that it is never the bottleneck. While each
 request runs, a thread polls the server's VmRSS/VmHWM and the bytes it holds under TMPDIR
 (named files, and unnamed O_TMPFILE ones through /proc/<pid>/fd). A middleware counts the body
-bytes the app has received, to show how little a refused upload costs.
+bytes the app has received, to show how little a refused upload costs. The bench routes are
+treated by `LimitsMiddleware` as the product's upload routes are (streamed, not held under
+MAX_BODY_BYTES).
 """
 
 import argparse
+import asyncio
 import contextlib
 import hashlib
 import json
 import os
 import platform
+import re
 import select
 import shutil
 import socket
@@ -45,19 +52,25 @@ PDF_HEAD = b"%PDF-1.7\n"
 NOISE = os.urandom(MiB)
 
 
-def serve(port: int) -> None:
-    import uvicorn
+SERVERS = ("granian", "uvicorn")
+
+
+def serve(port: int, server: str) -> None:
     from fastapi import File, Request, UploadFile
     from fastapi.responses import FileResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
 
+    import library_api
+    from library_api import limits
     from library_api.config import get_settings
     from library_api.files import storage
     from library_api.main import create_app
-    from library_api.server import HttpProtocol
 
+    print(f"server: {server}, library_api from {library_api.__file__}", flush=True)
     if os.environ.get("BENCH_SYNC_ON_COMMIT") == "1":
         storage.SYNC_ON_COMMIT = True
+    # The bench uploads stream like the product's: not held in memory under MAX_BODY_BYTES.
+    limits.UPLOADS = re.compile(f"{limits.UPLOADS.pattern}|/bench/(?:naive/[^/]+|discard)")
     settings = get_settings()
     app = create_app(settings)
     uploads = settings.uploads_dir
@@ -105,13 +118,26 @@ def serve(port: int) -> None:
 
         return await app(scope, counted, send)
 
-    uvicorn.run(
-        counting,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        http=HttpProtocol,  # as `library-api serve` runs it
+    if server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            counting,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http="httptools",
+        )
+        return
+    from library_api.middleware import configure_logging, server_log_config
+    from library_api.server import serve as serve_app
+
+    configure_logging(settings.log_level)
+    log_config = server_log_config(settings.log_level)
+    # As `library-api serve` runs it (cli.serve).
+    asyncio.run(
+        serve_app(counting, settings=settings, host="127.0.0.1", port=port, log_config=log_config)
     )
 
 
@@ -269,8 +295,14 @@ def machine(folder: Path) -> str:
     )
 
 
-def server_command(port: int) -> list[str]:
-    return [sys.executable, __file__, "--serve", str(port)]
+def versions(server: str) -> str:
+    from importlib.metadata import version
+
+    return f"{server} {version(server)}" + (
+        f", httptools {version('httptools')}, uvloop {version('uvloop')}"
+        if server == "uvicorn"
+        else ""
+    )
 
 
 def rate(nbytes: int, seconds: float) -> float:
@@ -286,10 +318,16 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fsync", action="store_true", help="fsync each committed upload")
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="granian",
+        help="granian: as `library-api serve` runs (default); uvicorn: plain uvicorn, httptools",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.server)
         return
     root = Path(tempfile.mkdtemp(prefix="library-bench-upload-"))
     size, free, note = args.size_mib * MiB, shutil.disk_usage(root).free, ""
@@ -298,7 +336,7 @@ def main() -> None:
     print(f"machine: {machine(root)}")
     print(
         f"file {size // MiB} MiB{note}; {free // MiB} MiB free in {root}; fsync on commit: "
-        f"{'yes' if args.fsync else 'no (the default)'}"
+        f"{'yes' if args.fsync else 'no (the default)'}; server {versions(args.server)}"
     )
     (root / "tmp").mkdir()
     env = server_env(
@@ -310,6 +348,10 @@ def main() -> None:
         STORAGE_BACKEND="local",
         BENCH_SYNC_ON_COMMIT="1" if args.fsync else "0",
     )
+
+    def server_command(port: int) -> list[str]:
+        return [sys.executable, __file__, "--serve", str(port), "--server", args.server]
+
     try:
         with running(root, env, server_command) as server:
             run(root, server.process.pid, server.port, size, args.rounds)
