@@ -101,14 +101,12 @@ def serve(args: argparse.Namespace) -> None:
         return
     from .main import create_app
 
-    asyncio.run(
-        server.serve(
-            create_app(settings),
-            settings=settings,
-            host=args.host,
-            port=args.port,
-            log_config=log_config,
-        )
+    server.run(
+        create_app(settings),
+        settings=settings,
+        host=args.host,
+        port=args.port,
+        log_config=log_config,
     )
 
 

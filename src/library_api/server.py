@@ -3,8 +3,10 @@
 Granian's HTTP/1 parser (hyper) reads a request head into a buffer of a set size and answers
 `431` with the connection closed when the head does not fit, and it closes a connection
 whose head has not arrived within a set time: both documented settings, which uvicorn lacks.
-The buffer is never below 64 KiB, which uploads need to stream well; `MAX_HEADER_BYTES` below
-that is applied by `limits.LimitsMiddleware` on the parsed head.
+The buffer is `READ_BUFFER_BYTES` (64 KiB), or `MAX_HEADER_BYTES` if larger: the most of a
+hostile head read before the server refuses it, and the size of each piece of a body handed to
+the app (larger pieces stream uploads faster: bench/README.md). `MAX_HEADER_BYTES` below it is
+applied by `limits.LimitsMiddleware` on the parsed head.
 
 The embeddable server (Granian's documented API for "advanced lifecycle management") runs on
 our own loop, so a stop is ours to handle: on SIGTERM or SIGINT the server stops accepting,
@@ -13,8 +15,10 @@ when nothing was sent yet, answered `503 shutting_down`; the lifespan (database)
 """
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
@@ -27,8 +31,6 @@ from .config import Settings
 from .limits import refuse
 
 logger = logging.getLogger("library_api")
-
-MIN_READ_BUFFER = 64 * 1024
 
 
 class InFlight:
@@ -88,7 +90,22 @@ class InFlight:
 def http1_settings(settings: Settings) -> HTTP1Settings:
     return HTTP1Settings(
         header_read_timeout=int(settings.header_timeout_seconds * 1000),
-        max_buffer_size=max(MIN_READ_BUFFER, settings.max_header_bytes),
+        max_buffer_size=max(settings.read_buffer_bytes, settings.max_header_bytes),
+    )
+
+
+def run(
+    app: ASGIApp, *, settings: Settings, host: str, port: int, log_config: dict[str, Any]
+) -> None:
+    """`serve` on uvloop where it is installed (Linux, macOS), else on asyncio's own loop."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    asyncio.run(
+        serve(app, settings=settings, host=host, port=port, log_config=log_config),
+        loop_factory=factory,
     )
 
 
