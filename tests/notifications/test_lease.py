@@ -10,7 +10,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from library_api import clock
-from library_api.notifications import service
+from library_api.notifications import lease
 from library_api.notifications.scheduler import SCAN_LEASE
 from tests.conftest import Account
 from tests.notifications.conftest import Desk
@@ -21,12 +21,12 @@ TTL = timedelta(minutes=5)
 def _lease_ops(client: TestClient) -> tuple[Callable[[str], bool], Callable[[str], None]]:
     def take(holder: str) -> bool:
         taken: bool = client.portal.call(  # type: ignore[union-attr]
-            partial(service.take_lease, name="job", holder=holder, ttl=TTL)
+            partial(lease.take_lease, name="job", holder=holder, ttl=TTL)
         )
         return taken
 
     def release(holder: str) -> None:
-        client.portal.call(partial(service.release_lease, name="job", holder=holder))  # type: ignore[union-attr]
+        client.portal.call(partial(lease.release_lease, name="job", holder=holder))  # type: ignore[union-attr]
 
     return take, release
 

@@ -15,7 +15,7 @@ from bson import ObjectId
 from starlette.testclient import TestClient
 
 from library_api import clock
-from library_api.notifications import service
+from library_api.notifications import outbox
 from tests.conftest import Account
 from tests.notifications.conftest import Desk, free_port, when
 
@@ -276,7 +276,7 @@ def _backlog_texts(smtp: MailServer) -> list[str]:
 def test_one_scan_mails_a_backlog_of_more_than_one_batch(
     member: Account, raw_db: Any, smtp: MailServer, mailing: Desk
 ) -> None:
-    count = service.MAIL_BATCH + 2
+    count = outbox.MAIL_BATCH + 2
     _backlog(raw_db, member, count)
     assert mailing.scan() == 0
     assert _backlog_texts(smtp) == [f"Backlog {n:03d}" for n in range(count)]
@@ -288,7 +288,7 @@ def test_one_scan_mails_a_backlog_of_more_than_one_batch(
 def _send(desk: Desk, **options: Any) -> int:
     """`send_pending_mail` with other batch or budget, on the desk's (mailing) app."""
     settings = desk.client.app.state.runtime.settings  # type: ignore[attr-defined]
-    job = partial(service.send_pending_mail, settings=settings, **options)
+    job = partial(outbox.send_pending_mail, settings=settings, **options)
     sent: int = desk.client.portal.call(job)  # type: ignore[union-attr]
     return sent
 

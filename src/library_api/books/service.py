@@ -14,10 +14,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from .. import clock
 from ..config import Settings
+from ..copies import service as copies
 from ..errors import AppError, not_found
 from ..files.storage import Storage
 from ..reservations import service as reservations
-from ..reservations.models import Reservation, ReservationStatus
 from . import importer, terms
 from .models import Book
 from .schemas import BookCreate, BookSort, BookUpdate, ImportReport, ImportRowError
@@ -185,30 +185,21 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate, settings: 
     # document in the same atomic step; $literal keeps a "$..." title from reading a field.
     stages: list[dict[str, Any]] = [{"$set": {k: {"$literal": v} for k, v in changes.items()}}]
     query: dict[str, Any] = {"_id": book_id}
-    waiting = 0
+    restock = None
     if total is not None:
         # Counted before the update: a reader who joins the queue after it looks at the
         # shelf again once queued (see reservations.reserve); one who left is skipped.
         waiting = await reservations.count_waiting(book_id=book_id)
-        out = {"$add": ["$loaned_copies", "$held_copies"]}
-        free = {"$subtract": [{"$literal": total}, out]}
-        queued = {"$min": [{"$literal": waiting}, free]}
-        query["$expr"] = {"$lte": [out, total]}
-        stages.append(
-            {
-                "$set": {
-                    "total_copies": {"$literal": total},
-                    "available_copies": {"$subtract": [free, queued]},
-                    "held_copies": {"$add": ["$held_copies", queued]},
-                }
-            }
-        )
+        restock = copies.Restock(total=total, waiting=waiting)
+        query.update(restock.precondition())
+        stages.append(restock.stage())
     if changes.keys() & {"title_terms", "author_terms", "isbn_terms"}:
         parts = [{"$ifNull": [f"${f}", []]} for f in ("title_terms", "author_terms", "isbn_terms")]
         stages.append({"$set": {"search_terms": {"$setUnion": parts}}})
     collection = Book.get_pymongo_collection()
     # With readers waiting, the document before the update tells how many copies it held.
-    returned = ReturnDocument.BEFORE if waiting else ReturnDocument.AFTER
+    queued = restock is not None and restock.waiting > 0
+    returned = ReturnDocument.BEFORE if queued else ReturnDocument.AFTER
     try:
         raw = await collection.find_one_and_update(query, stages, return_document=returned)
     except DuplicateKeyError:
@@ -221,9 +212,8 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate, settings: 
                 "total_copies cannot go below the copies on loan or held for reservations",
             )
         raise not_found("Book")
-    if total is not None and waiting:
-        held = min(waiting, total - raw["loaned_copies"] - raw["held_copies"])
-        for _ in range(held):
+    if restock is not None and queued:
+        for _ in range(restock.held_for_queue(raw)):
             await reservations.place_held_copy(book_id=book_id, settings=settings)
         return await get_book(book_id=book_id)
     book: Book = Book.model_validate(raw)
@@ -239,10 +229,7 @@ async def delete_book(*, book_id: PydanticObjectId, storage: Storage) -> None:
             raise AppError(409, "book_on_loan", "Copies of this book are on loan")
         raise not_found("Book")
     book: Book = Book.model_validate(raw)
-    await Reservation.get_pymongo_collection().update_many(
-        {"book_id": book_id, "open": True},
-        {"$set": {"status": ReservationStatus.cancelled, "open": False, "closed_at": clock.now()}},
-    )
+    await reservations.cancel_for_book(book_id=book_id)
     for stored in (book.cover, book.document):
         if stored is None:
             continue

@@ -14,10 +14,13 @@ meanwhile makes the write miss rather than be undone, and the next round looks a
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
+
+from bson import ObjectId
 
 from ..books.models import Book
 from ..config import Settings
+from ..copies import service as copies
 from ..reservations import service as reservations
 from ..reservations.models import Reservation, ReservationStatus
 from ..users.models import User
@@ -26,7 +29,13 @@ from .models import Loan, LoanStatus
 # Long enough for any request caught between two of its writes to finish them.
 SETTLE_SECONDS = 1.0
 ROUNDS = 3
-_BOOK_COUNTERS = ("total_copies", "available_copies", "loaned_copies", "held_copies")
+_BOOK_COUNTERS = copies.BOOK_COUNTERS
+
+
+class _StoredUser(TypedDict, total=False):
+    _id: ObjectId
+    email: str
+    active_loans: int | None
 
 
 @dataclass(frozen=True)
@@ -53,13 +62,14 @@ async def _counts(collection: Any, match: dict[str, Any], key: str) -> dict[Any,
     return {row["_id"]: row["n"] async for row in cursor}
 
 
-def _book_drift(book: dict[str, Any], loaned: int, held: int) -> Drift | None:
+def _book_drift(book: copies.BookCounters, loaned: int, held: int) -> Drift | None:
     expected = {"loaned_copies": loaned, "held_copies": held}
     expected["available_copies"] = book["total_copies"] - loaned - held
+    stored: dict[str, Any] = {name: book.get(name) for name in _BOOK_COUNTERS}
     problems = [
-        f"{name} {book.get(name)} (expected {value})"
+        f"{name} {stored[name]} (expected {value})"
         for name, value in expected.items()
-        if book.get(name) != value
+        if stored[name] != value
     ]
     overdrawn = loaned + held > book["total_copies"]
     if overdrawn:
@@ -69,7 +79,7 @@ def _book_drift(book: dict[str, Any], loaned: int, held: int) -> Drift | None:
     return Drift(
         kind="book",
         id=book["_id"],
-        stored={name: book.get(name) for name in _BOOK_COUNTERS},
+        stored=stored,
         expected=expected,
         # Fewer copies than are out: only a librarian raising total_copies can settle it.
         repairable=not overdrawn,
@@ -92,7 +102,8 @@ async def find_drift() -> list[Drift]:
     drift: list[Drift] = []
     seen: set[Any] = set()
     projection = dict.fromkeys(("title", *_BOOK_COUNTERS), 1)
-    async for book in Book.get_pymongo_collection().find({}, projection):
+    async for raw in Book.get_pymongo_collection().find({}, projection):
+        book = cast(copies.BookCounters, raw)
         seen.add(book["_id"])
         found = _book_drift(book, loaned.get(book["_id"], 0), held.get(book["_id"], 0))
         if found is not None:
@@ -110,7 +121,8 @@ async def find_drift() -> list[Drift]:
             )
         )
     users_seen: set[Any] = set()
-    async for user in User.get_pymongo_collection().find({}, {"email": 1, "active_loans": 1}):
+    async for raw in User.get_pymongo_collection().find({}, {"email": 1, "active_loans": 1}):
+        user = cast(_StoredUser, raw)
         users_seen.add(user["_id"])
         expected = per_user.get(user["_id"], 0)
         stored = user.get("active_loans")
@@ -147,14 +159,15 @@ async def check_consistency() -> list[str]:
 
 async def _apply(drift: Drift, settings: Settings) -> bool:
     """Set the recomputed counters if they are still the drifted ones seen; True if set."""
-    model: type[Book] | type[User] = Book if drift.kind == "book" else User
-    # A stored None also matches a missing field, as it was read.
-    done = await model.get_pymongo_collection().update_one(
-        {"_id": drift.id, **drift.stored}, {"$set": drift.expected}
-    )
-    if done.modified_count == 0:
+    if drift.kind == "user":
+        return await copies.correct_loan_slots(
+            user_id=drift.id,
+            seen=drift.stored["active_loans"],
+            expected=drift.expected["active_loans"],
+        )
+    if not await copies.correct_book(book_id=drift.id, seen=drift.stored, expected=drift.expected):
         return False
-    if drift.kind == "book" and drift.expected["available_copies"] > 0:
+    if drift.expected["available_copies"] > 0:
         # The usual drift is a return cut off before its copy moved on: it must reach the
         # queue, not the shelf, if readers wait for it.
         await reservations.offer_shelf_copies(book_id=drift.id, settings=settings)

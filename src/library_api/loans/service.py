@@ -1,7 +1,8 @@
-"""Circulation: borrowing, returning and renewing, and the counters they move.
+"""Circulation: borrowing, returning and renewing.
 
-There are no transactions: every step is one conditional update on one document, taken in
-an order that never over-lends, and a borrow that fails part-way gives back what it took.
+There are no transactions: every step is one conditional update on one document (the copy
+and slot counters move through the transitions of copies/service.py), taken in an order that
+never over-lends, and a borrow that fails part-way undoes what it took with their inverses.
 The counters stay exact between requests; consistency.py recomputes them to prove it, and
 repairs them after a request cut off between its writes.
 """
@@ -19,12 +20,13 @@ from pymongo.errors import DuplicateKeyError
 from .. import clock
 from ..books.models import Book
 from ..config import Settings
+from ..copies import service as copies
 from ..db import doc_id, object_id
 from ..errors import AppError, not_found
 from ..reservations import service as reservations
-from ..reservations.models import Reservation, ReservationStatus
 from ..users.models import Role, User
 from .models import Loan, LoanStatus
+from .queries import has_active_loan, id_filters
 from .schemas import LoanFilter
 
 logger = logging.getLogger("library_api")
@@ -53,19 +55,6 @@ async def _has_overdue(user_id: PydanticObjectId, now: datetime) -> bool:
     return found is not None
 
 
-async def _take_slot(user_id: PydanticObjectId, limit: int) -> bool:
-    taken = await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": {"$lt": limit}}, {"$inc": {"active_loans": 1}}
-    )
-    return taken.modified_count == 1
-
-
-async def _release_slot(user_id: PydanticObjectId) -> None:
-    await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": {"$gt": 0}}, {"$inc": {"active_loans": -1}}
-    )
-
-
 async def _slot_unless_overdue(borrower: User, now: datetime, limit: int) -> tuple[bool, bool]:
     """(has overdue loans, took a loan slot), both asked at once.
 
@@ -75,49 +64,40 @@ async def _slot_unless_overdue(borrower: User, now: datetime, limit: int) -> tup
     """
     user_id = doc_id(borrower)
     if borrower.active_loans == 0:
-        return False, await _take_slot(user_id, limit)
+        return False, await copies.take_loan_slot(user_id=user_id, limit=limit)
     overdue, slot = await asyncio.gather(
-        _has_overdue(user_id, now), _take_slot(user_id, limit), return_exceptions=True
+        _has_overdue(user_id, now),
+        copies.take_loan_slot(user_id=user_id, limit=limit),
+        return_exceptions=True,
     )
     if isinstance(overdue, BaseException):
         if slot is True:
-            await _release_slot(user_id)
+            await copies.release_loan_slot(user_id=user_id)
         raise overdue
     if isinstance(slot, BaseException):
         raise slot
     return overdue, slot
 
 
-_BOOK_FIELDS = {"title": 1, "held_copies": 1}
-
-
 async def _take_copy(
     *, book_id: PydanticObjectId, user_id: PydanticObjectId, settings: Settings, retry: bool = True
-) -> tuple[dict[str, Any], PydanticObjectId | None] | None:
+) -> tuple[copies.Lent, PydanticObjectId | None] | None:
     """Take a shelf copy, or the reader's held one; (book, fulfilled reservation) or None."""
-    books = Book.get_pymongo_collection()
-    book = await books.find_one_and_update(
-        {"_id": book_id, "available_copies": {"$gt": 0}},
-        {"$inc": {"available_copies": -1, "loaned_copies": 1, "loans_ever": 1}},
-        projection=_BOOK_FIELDS,
-        return_document=ReturnDocument.AFTER,
-    )
+    book = await copies.take_shelf_copy(book_id=book_id)
     if book is not None and book["held_copies"] == 0:
         return book, None
     if book is None:
         # Unknown book, or none on the shelf: only a held copy (if any) could still be ours.
-        held = await books.find_one({"_id": book_id}, {"held_copies": 1})
+        held = await copies.held_copies(book_id=book_id)
         if held is None:
             raise not_found("Book")
-        if held["held_copies"] == 0:
+        if held == 0:
             return None
     hold = await reservations.claim_ready(book_id=book_id, user_id=user_id)
     if book is not None:
         if hold is not None:
             # The reader's own held copy is the one to lend: the shelf copy goes back.
-            await books.update_one(
-                {"_id": book_id}, {"$inc": {"available_copies": 1, "held_copies": -1}}
-            )
+            await copies.shelve_held_copy(book_id=book_id)
         return book, hold
     if hold is None:
         # A lapsed hold may be keeping a copy: expire it here rather than wait for the scan;
@@ -127,12 +107,7 @@ async def _take_copy(
                 book_id=book_id, user_id=user_id, settings=settings, retry=False
             )
         return None
-    book = await books.find_one_and_update(
-        {"_id": book_id, "held_copies": {"$gt": 0}},
-        {"$inc": {"held_copies": -1, "loaned_copies": 1, "loans_ever": 1}},
-        projection=_BOOK_FIELDS,
-        return_document=ReturnDocument.AFTER,
-    )
+    book = await copies.take_held_copy(book_id=book_id)
     if book is None:
         await reservations.unclaim(reservation_id=hold)
         return None
@@ -140,13 +115,12 @@ async def _take_copy(
 
 
 async def _give_back_copy(book_id: PydanticObjectId, hold: PydanticObjectId | None) -> None:
+    """Undo `_take_copy`: the inverse transition, and the hold unclaimed."""
     if hold is None:
-        back = {"available_copies": 1, "loaned_copies": -1, "loans_ever": -1}
-    else:
-        back = {"held_copies": 1, "loaned_copies": -1, "loans_ever": -1}
-    await Book.get_pymongo_collection().update_one({"_id": book_id}, {"$inc": back})
-    if hold is not None:
-        await reservations.unclaim(reservation_id=hold)
+        await copies.untake_shelf_copy(book_id=book_id)
+        return
+    await copies.untake_held_copy(book_id=book_id)
+    await reservations.unclaim(reservation_id=hold)
 
 
 async def _refusal(book_id: PydanticObjectId, borrower: User, code: str) -> AppError:
@@ -159,7 +133,7 @@ async def _refusal(book_id: PydanticObjectId, borrower: User, code: str) -> AppE
     # when the request began, so cannot have this one (see _slot_unless_overdue).
     may_have_it = code != "no_copies_available" or borrower.active_loans > 0
     reader = doc_id(borrower)
-    if may_have_it and await reservations.has_active_loan(user_id=reader, book_id=book_id):
+    if may_have_it and await has_active_loan(user_id=reader, book_id=book_id):
         return _refused("already_borrowed")
     return _refused(code)
 
@@ -201,11 +175,11 @@ async def borrow(
     borrower = await _borrower(actor=actor, user_id=user_id)
     reader = doc_id(borrower)
     now = clock.now()
-    undo: list[Callable[[], Awaitable[None]]] = []
+    undo: list[Callable[[], Awaitable[object]]] = []
     try:
         overdue, slot = await _slot_unless_overdue(borrower, now, settings.max_active_loans)
         if slot:
-            undo.append(lambda: _release_slot(reader))
+            undo.append(lambda: copies.release_loan_slot(user_id=reader))
         if overdue or not slot:
             code = "has_overdue_loans" if overdue else "loan_limit_reached"
             raise await _refusal(book_id, borrower, code)
@@ -250,7 +224,7 @@ async def _hand_on(loan: Loan, settings: Settings) -> None:
     """After a return: the reader's slot frees, the copy goes to the queue or the shelf."""
 
     await asyncio.gather(
-        _release_slot(loan.user_id),
+        copies.release_loan_slot(user_id=loan.user_id),
         reservations.hand_on_returned_copy(book_id=loan.book_id, settings=settings),
     )
 
@@ -306,15 +280,7 @@ async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -
             raise AppError(409, "renewal_limit_reached", "This loan cannot be renewed again")
         if loan.due_at < now and not actor.role.at_least(Role.librarian):
             raise AppError(409, "loan_overdue", "An overdue loan is renewed only by a librarian")
-        waiting = await Reservation.get_pymongo_collection().find_one(
-            {
-                "book_id": loan.book_id,
-                "status": ReservationStatus.waiting.value,
-                "user_id": {"$ne": loan.user_id},
-            },
-            {"_id": 1},
-        )
-        if waiting is not None:
+        if await reservations.others_waiting(book_id=loan.book_id, user_id=loan.user_id):
             raise AppError(409, "reserved_by_others", "Other readers are waiting for this book")
         # The state read above is the precondition: a concurrent renewal or return makes
         # this update miss, and the loop judges the loan again.
@@ -345,7 +311,7 @@ async def list_loans(
     limit: int,
 ) -> tuple[list[Loan], int]:
     """A page of loans, newest first; a malformed id filter matches nothing."""
-    ids = reservations.id_filters(user_id=user_id, book_id=book_id)
+    ids = id_filters(user_id=user_id, book_id=book_id)
     if ids is None:
         return [], 0
     query: dict[str, Any] = dict(ids)

@@ -2,6 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from beanie import Document, PydanticObjectId
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 
@@ -45,7 +46,7 @@ class Notification(Document):
         ]
 
     @staticmethod
-    def key_for(kind: NotificationKind, subject_id: PydanticObjectId) -> str:
+    def key_for(kind: NotificationKind, subject_id: ObjectId) -> str:
         return f"{kind.value}:{subject_id}"
 
 

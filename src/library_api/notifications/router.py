@@ -6,7 +6,7 @@ from ..db import doc_id, object_id
 from ..deps import AdminUser, CurrentUser, RuntimeDep
 from ..errors import responses
 from ..pagination import Page, Pagination
-from . import service
+from . import scheduler, service
 from .schemas import NotificationPublic, ScanResult
 
 router = APIRouter(tags=["notifications"])
@@ -54,4 +54,4 @@ async def read_notification(notification_id: str, user: CurrentUser) -> Notifica
     "`created` counts the notifications this run created.",
 )
 async def run_notification_scan(_: AdminUser, runtime: RuntimeDep) -> ScanResult:
-    return ScanResult(created=await service.scan(settings=runtime.settings))
+    return ScanResult(created=await scheduler.run_scan(settings=runtime.settings))

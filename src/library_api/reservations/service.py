@@ -1,7 +1,8 @@
 """Reservations: the queue of readers waiting for a book, and where a freed copy goes.
 
-Copy hand-over protocol (no transactions): a copy that is to go to the queue is first counted
-in the book's `held_copies`, and only then promised to a reservation (`waiting -> ready`).
+Copy hand-over protocol (no transactions; the copy counters move only through
+copies/service.py): a copy that is to go to the queue is first counted in the book's
+`held_copies`, and only then promised to a reservation (`waiting -> ready`).
 So a ready reservation always has its copy in `held_copies`, and whoever moves a ready
 reservation on (its reader borrowing, cancelling, or expiry) with a conditional update owns
 that copy from then on. `place_held_copy` gives such an unpromised held copy to the oldest
@@ -10,6 +11,7 @@ copy coming back from a loan, and a PATCH raising `total_copies` counts the copi
 for waiting readers in `held_copies` in its own update before placing each here.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,12 +20,12 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from .. import clock
-from ..books.models import Book
 from ..config import Settings, get_settings
-from ..db import doc_id, object_id
+from ..copies import service as copies
+from ..db import doc_id
 from ..errors import AppError, not_found
-from ..loans.models import Loan, LoanStatus
-from ..notifications.service import announce_ready
+from ..loans.queries import has_active_loan, id_filters
+from ..notifications.creation import announce_ready
 from ..users.models import Role, User
 from .models import Reservation, ReservationStatus
 
@@ -32,42 +34,24 @@ READY = ReservationStatus.ready.value
 QUEUE_ORDER = [("created_at", ASCENDING), ("_id", ASCENDING)]
 
 Positioned = tuple[Reservation, int | None]
-
-
-def id_filters(**ids: PydanticObjectId | str | None) -> dict[str, PydanticObjectId] | None:
-    """Query clauses for list filters by id; None when a client's id is malformed.
-
-    A malformed id names nothing, so the list is empty rather than a 422. An empty string is
-    a filter left out.
-    """
-    clauses: dict[str, PydanticObjectId] = {}
-    for field, value in ids.items():
-        if isinstance(value, str):
-            if not value:
-                continue
-            try:
-                value = object_id(value, field)
-            except AppError:
-                return None
-        if value is not None:
-            clauses[field] = value
-    return clauses
+_Transition = Callable[..., Awaitable[bool]]
 
 
 def _closing(status: ReservationStatus, now: datetime) -> dict[str, Any]:
     return {"status": status.value, "open": False, "closed_at": now}
 
 
-async def has_active_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
-    found = await Loan.get_pymongo_collection().find_one(
-        {"user_id": user_id, "book_id": book_id, "status": LoanStatus.active.value}, {"_id": 1}
+async def _anyone_waiting(book_id: PydanticObjectId) -> bool:
+    found = await Reservation.get_pymongo_collection().find_one(
+        {"book_id": book_id, "status": WAITING}, {"_id": 1}
     )
     return found is not None
 
 
-async def _anyone_waiting(book_id: PydanticObjectId) -> bool:
+async def others_waiting(*, book_id: PydanticObjectId, user_id: PydanticObjectId) -> bool:
+    """Whether readers other than `user_id` wait for the book (a renewal would keep them)."""
     found = await Reservation.get_pymongo_collection().find_one(
-        {"book_id": book_id, "status": WAITING}, {"_id": 1}
+        {"book_id": book_id, "status": WAITING, "user_id": {"$ne": user_id}}, {"_id": 1}
     )
     return found is not None
 
@@ -79,37 +63,27 @@ async def count_waiting(*, book_id: PydanticObjectId) -> int:
     )
 
 
-async def _shelve(book_id: PydanticObjectId, counted_in: str) -> bool:
+async def _shelve(book_id: PydanticObjectId, put_back: _Transition) -> bool:
     """Put a copy on the shelf; True when readers turned out to be waiting after all.
 
     A reservation placed meanwhile saw no copy on the shelf, and this hand-over saw no one
     waiting. Looking again after shelving (as `reserve` looks again after inserting) means
     one of the two always sees the other, so no copy stays on the shelf while readers wait.
     """
-    books = Book.get_pymongo_collection()
-    await books.update_one(
-        {"_id": book_id, counted_in: {"$gt": 0}},
-        {"$inc": {counted_in: -1, "available_copies": 1}},
-    )
+    await put_back(book_id=book_id)
     if not await _anyone_waiting(book_id):
         return False
-    pulled = await books.update_one(
-        {"_id": book_id, "available_copies": {"$gt": 0}},
-        {"$inc": {"available_copies": -1, "held_copies": 1}},
-    )
-    # Not pulled: a borrower took it first; the queue waits for the next copy.
-    return pulled.modified_count == 1
+    # Not held: a borrower took it first; the queue waits for the next copy.
+    return await copies.hold_shelf_copy(book_id=book_id)
 
 
 async def hand_on_returned_copy(*, book_id: PydanticObjectId, settings: Settings) -> None:
     """A returned copy (still counted in loaned_copies) goes to the queue or to the shelf."""
     if not await _anyone_waiting(book_id):
-        if not await _shelve(book_id, "loaned_copies"):
+        if not await _shelve(book_id, copies.give_back_to_shelf):
             return
     else:
-        await Book.get_pymongo_collection().update_one(
-            {"_id": book_id}, {"$inc": {"loaned_copies": -1, "held_copies": 1}}
-        )
+        await copies.give_back_to_hold(book_id=book_id)
     await place_held_copy(book_id=book_id, settings=settings)
 
 
@@ -118,13 +92,8 @@ async def offer_shelf_copies(*, book_id: PydanticObjectId, settings: Settings) -
 
     For copies that reached the shelf by another way than a hand-over (a counter repair).
     """
-    books = Book.get_pymongo_collection()
     while await _anyone_waiting(book_id):
-        pulled = await books.update_one(
-            {"_id": book_id, "available_copies": {"$gt": 0}},
-            {"$inc": {"available_copies": -1, "held_copies": 1}},
-        )
-        if pulled.modified_count == 0:
+        if not await copies.hold_shelf_copy(book_id=book_id):
             return
         await place_held_copy(book_id=book_id, settings=settings)
 
@@ -150,7 +119,7 @@ async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> R
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
-            if await _shelve(book_id, "held_copies"):
+            if await _shelve(book_id, copies.shelve_held_copy):
                 continue
             return None
         reservation: Reservation = Reservation.model_validate(raw)
@@ -238,10 +207,10 @@ async def positions(reservations: list[Reservation]) -> list[Positioned]:
 
 async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) -> Positioned:
     await expire_book_holds(book_id=book_id, settings=settings)
-    book = await Book.get_pymongo_collection().find_one({"_id": book_id}, {"available_copies": 1})
-    if book is None:
+    on_shelf = await copies.shelf_copies(book_id=book_id)
+    if on_shelf is None:
         raise not_found("Book")
-    if book["available_copies"] > 0:
+    if on_shelf > 0:
         raise AppError(409, "copies_available", "A copy is on the shelf: borrow it instead")
     user_id = doc_id(user)
     if await has_active_loan(user_id=user_id, book_id=book_id):
@@ -254,11 +223,7 @@ async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) 
             409, "already_reserved", "You already have a reservation for this book"
         ) from None
     # A return may have shelved a copy between our check and the insert, seeing no queue yet.
-    taken = await Book.get_pymongo_collection().update_one(
-        {"_id": book_id, "available_copies": {"$gt": 0}},
-        {"$inc": {"available_copies": -1, "held_copies": 1}},
-    )
-    if taken.modified_count:
+    if await copies.hold_shelf_copy(book_id=book_id):
         promoted = await place_held_copy(book_id=book_id, settings=settings)
         if promoted is not None and promoted.id == reservation.id:
             return promoted, None
@@ -357,3 +322,11 @@ async def cancel_open_for_user(*, user_id: PydanticObjectId, settings: Settings)
     for raw in await found.to_list(None):
         cancelled += await _cancel_one({"_id": raw["_id"]}, settings)
     return cancelled
+
+
+async def cancel_for_book(*, book_id: PydanticObjectId) -> None:
+    """Cancel every open reservation of a deleted book (its held copies went with it)."""
+    await Reservation.get_pymongo_collection().update_many(
+        {"book_id": book_id, "open": True},
+        {"$set": {"status": ReservationStatus.cancelled, "open": False, "closed_at": clock.now()}},
+    )

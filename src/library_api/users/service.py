@@ -164,3 +164,13 @@ async def administer(
         # A held copy must not wait days for a reader who can no longer log in.
         await reservations_service.cancel_open_for_user(user_id=user_id, settings=settings)
     return updated
+
+
+async def reset_password(*, email: str, password: str, hasher: PasswordHasher) -> bool:
+    """Give the account a new password and end its sessions; False when there is none."""
+    user = await User.find_one({"email": email})
+    if user is None:
+        return False
+    await _update(doc_id(user), {"password_hash": await hasher.hash(password)})
+    await auth_service.revoke_all(user_id=doc_id(user))
+    return True

@@ -1,0 +1,225 @@
+"""Copy and slot state: the one module that writes a book's copy counters and a reader's
+loan-slot counter.
+
+A book's copies are in one of three places, each counted on the book:
+`available_copies` (on the shelf), `held_copies` (set aside for a reservation) and
+`loaned_copies` (out on loan), with `available + held + loaned == total_copies`. A reader's
+`active_loans` counts the loan slots taken, at most MAX_ACTIVE_LOANS.
+
+There are no transactions (the embedded server runs one at a time and fails every other
+session meanwhile), so every transition below is one conditional update on one document.
+Its precondition is the same for every copy move, stated once in `_move`: the place the copy
+leaves has one. A transition that misses changes nothing and says so (False or None); the
+callers decide what a miss means. Each transition has an inverse, and the undo steps of a
+borrow that fails part-way are those inverses.
+"""
+
+from typing import Any, Literal, TypedDict, cast
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from ..books.models import Book
+from ..users.models import User
+
+Place = Literal["available_copies", "held_copies", "loaned_copies"]
+SHELF: Place = "available_copies"
+HELD: Place = "held_copies"
+LOANED: Place = "loaned_copies"
+# Every borrow adds one to the book's `loans_ever` (the stats ranking); an undone one takes it off.
+BORROWS = "loans_ever"
+BOOK_COUNTERS = ("total_copies", SHELF, LOANED, HELD)
+
+
+class Lent(TypedDict):
+    """What a borrow needs of the book whose copy it took: the title for the loan, and
+    whether copies are held (the reader's own ready hold may be among them)."""
+
+    _id: ObjectId
+    title: str
+    held_copies: int
+
+
+class BookCounters(TypedDict):
+    _id: ObjectId
+    title: str
+    total_copies: int
+    available_copies: int
+    loaned_copies: int
+    held_copies: int
+
+
+_LENT = {"title": 1, HELD: 1}
+
+
+async def _move(
+    book_id: PydanticObjectId, source: Place, target: Place, *, borrows: int = 0
+) -> bool:
+    """Move one copy from `source` to `target`, if `source` has one."""
+    moved = await Book.get_pymongo_collection().update_one(
+        _has_one(book_id, source), _inc(source, target, borrows)
+    )
+    return moved.modified_count == 1
+
+
+def _has_one(book_id: PydanticObjectId, source: Place) -> dict[str, Any]:
+    return {"_id": book_id, source: {"$gt": 0}}
+
+
+def _inc(source: Place, target: Place, borrows: int) -> dict[str, Any]:
+    change: dict[str, int] = {source: -1, target: 1}
+    if borrows:
+        change[BORROWS] = borrows
+    return {"$inc": change}
+
+
+async def _lend(book_id: PydanticObjectId, source: Place) -> Lent | None:
+    raw = await Book.get_pymongo_collection().find_one_and_update(
+        _has_one(book_id, source),
+        _inc(source, LOANED, 1),
+        projection=_LENT,
+        return_document=ReturnDocument.AFTER,
+    )
+    return cast(Lent | None, raw)
+
+
+# --- borrowing and returning --------------------------------------------------------------
+
+
+async def take_shelf_copy(*, book_id: PydanticObjectId) -> Lent | None:
+    """Lend a copy from the shelf; None when none is there (or no such book)."""
+    return await _lend(book_id, SHELF)
+
+
+async def untake_shelf_copy(*, book_id: PydanticObjectId) -> bool:
+    """Inverse of `take_shelf_copy`, for a borrow that failed after it."""
+    return await _move(book_id, LOANED, SHELF, borrows=-1)
+
+
+async def take_held_copy(*, book_id: PydanticObjectId) -> Lent | None:
+    """Lend a held copy to the reader whose ready hold was just claimed for it."""
+    return await _lend(book_id, HELD)
+
+
+async def untake_held_copy(*, book_id: PydanticObjectId) -> bool:
+    """Inverse of `take_held_copy`: the copy is held again for the unclaimed hold."""
+    return await _move(book_id, LOANED, HELD, borrows=-1)
+
+
+async def give_back_to_shelf(*, book_id: PydanticObjectId) -> bool:
+    """A returned copy goes back on the shelf."""
+    return await _move(book_id, LOANED, SHELF)
+
+
+async def give_back_to_hold(*, book_id: PydanticObjectId) -> bool:
+    """A returned copy is held for the queue at once, never reaching the shelf."""
+    return await _move(book_id, LOANED, HELD)
+
+
+# --- holding for readers ----------------------------------------------------------------------
+
+
+async def hold_shelf_copy(*, book_id: PydanticObjectId) -> bool:
+    """Set a shelf copy aside for the queue; False when a borrower took it first."""
+    return await _move(book_id, SHELF, HELD)
+
+
+async def shelve_held_copy(*, book_id: PydanticObjectId) -> bool:
+    """Inverse of `hold_shelf_copy`: a held copy no reader is promised goes to the shelf."""
+    return await _move(book_id, HELD, SHELF)
+
+
+async def shelf_copies(*, book_id: PydanticObjectId) -> int | None:
+    """Copies on the shelf; None when there is no such book."""
+    raw = await Book.get_pymongo_collection().find_one({"_id": book_id}, {SHELF: 1})
+    return None if raw is None else int(raw[SHELF])
+
+
+async def held_copies(*, book_id: PydanticObjectId) -> int | None:
+    """Copies held for reservations; None when there is no such book."""
+    raw = await Book.get_pymongo_collection().find_one({"_id": book_id}, {HELD: 1})
+    return None if raw is None else int(raw[HELD])
+
+
+# --- a change of stock ---------------------------------------------------------------------
+
+
+class Restock:
+    """The copy part of a PATCH setting `total_copies`, in the book's own pipeline update
+    (so the change and the book's other fields are one atomic write).
+
+    Copies it frees while `waiting` readers queue are counted as held in the same update
+    (never reaching the shelf, where a reader outside the queue could take them); the caller
+    then promises each to the oldest waiting reader.
+    """
+
+    def __init__(self, *, total: int, waiting: int) -> None:
+        self.total = total
+        self.waiting = waiting
+
+    def precondition(self) -> dict[str, Any]:
+        """No fewer copies than are out (on loan or held)."""
+        return {"$expr": {"$lte": [self._out(), self.total]}}
+
+    def stage(self) -> dict[str, Any]:
+        free = {"$subtract": [{"$literal": self.total}, self._out()]}
+        queued = {"$min": [{"$literal": self.waiting}, free]}
+        return {
+            "$set": {
+                "total_copies": {"$literal": self.total},
+                SHELF: {"$subtract": [free, queued]},
+                HELD: {"$add": [f"${HELD}", queued]},
+            }
+        }
+
+    def held_for_queue(self, before: dict[str, Any]) -> int:
+        """How many copies the update held for the queue, from the book before it."""
+        counters = cast(BookCounters, before)
+        return min(self.waiting, self.total - counters[LOANED] - counters[HELD])
+
+    @staticmethod
+    def _out() -> dict[str, Any]:
+        return {"$add": [f"${LOANED}", f"${HELD}"]}
+
+
+# --- loan slots -------------------------------------------------------------------------------
+
+
+async def take_loan_slot(*, user_id: PydanticObjectId, limit: int) -> bool:
+    """Take one of the reader's `limit` loan slots; False when all are taken."""
+    taken = await User.get_pymongo_collection().update_one(
+        {"_id": user_id, "active_loans": {"$lt": limit}}, {"$inc": {"active_loans": 1}}
+    )
+    return taken.modified_count == 1
+
+
+async def release_loan_slot(*, user_id: PydanticObjectId) -> bool:
+    """Inverse of `take_loan_slot`: at a return, or to undo a borrow."""
+    released = await User.get_pymongo_collection().update_one(
+        {"_id": user_id, "active_loans": {"$gt": 0}}, {"$inc": {"active_loans": -1}}
+    )
+    return released.modified_count == 1
+
+
+# --- repair -----------------------------------------------------------------------------------
+
+
+async def correct_book(*, book_id: Any, seen: dict[str, Any], expected: dict[str, int]) -> bool:
+    """Set a drifted book's counters to `expected` if they still hold the values `seen`.
+
+    For the consistency checker: a request that moved them meanwhile makes this miss rather
+    than be undone. A stored None in `seen` also matches a missing field, as it was read.
+    """
+    done = await Book.get_pymongo_collection().update_one(
+        {"_id": book_id, **seen}, {"$set": expected}
+    )
+    return done.modified_count == 1
+
+
+async def correct_loan_slots(*, user_id: Any, seen: Any, expected: int) -> bool:
+    """`correct_book` for a reader's `active_loans`."""
+    done = await User.get_pymongo_collection().update_one(
+        {"_id": user_id, "active_loans": seen}, {"$set": {"active_loans": expected}}
+    )
+    return done.modified_count == 1
