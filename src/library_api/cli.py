@@ -136,13 +136,14 @@ def create_admin(args: argparse.Namespace) -> None:
     _run(settings, work)
 
 
-def seed_demo(_: argparse.Namespace) -> None:
+def seed_demo(args: argparse.Namespace) -> None:
     from .books.demo import seed
 
     settings = _settings()
 
     async def work(_: Database) -> None:
-        print(await seed(hasher=PasswordHasher(settings)))
+        hasher = PasswordHasher(settings)
+        print(await seed(hasher=hasher, reset_passwords=args.reset_passwords))
 
     _run(settings, work)
 
@@ -186,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(handler=create_admin)
 
     p = commands.add_parser("seed-demo", help="load a small demo catalogue and accounts")
+    p.add_argument(
+        "--reset-passwords",
+        action="store_true",
+        help="give the demo accounts new passwords (printed) and end their sessions",
+    )
     p.set_defaults(handler=seed_demo)
 
     p = commands.add_parser(

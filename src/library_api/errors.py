@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic.config import JsonValue
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -18,25 +19,52 @@ logger = logging.getLogger("library_api")
 
 class AppError(Exception):
     def __init__(
-        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.headers = headers
+        # Fields answered beside `detail` and `code` (OAuth2's `error` at login).
+        self.extra = extra
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "Book not found", "code": "not_found"}]}
+    )
+
     detail: str
     code: str
 
 
-class UnprocessableBody(BaseModel):
-    """422: FastAPI's list of validation errors, or one rule's text (`weak_password`, ...)."""
+VALIDATION_EXAMPLE: list[JsonValue] = [
+    {
+        "type": "string_too_short",
+        "loc": ["body", "password"],
+        "msg": "String should have at least 8 characters",
+        "input": "short",
+        "ctx": {"min_length": 8},
+    }
+]
 
-    detail: list[dict[str, Any]] | str
-    code: str
+
+class ValidationIssue(BaseModel):
+    """One problem of a request, as FastAPI reports it (inputs shown as short excerpts)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": VALIDATION_EXAMPLE})
+
+    type: str
+    loc: list[str | int]
+    msg: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
 
 
 def not_found(what: str) -> AppError:
@@ -47,27 +75,149 @@ def unauthorized(detail: str = "Not authenticated", code: str = "not_authenticat
     return AppError(401, code, detail, {"WWW-Authenticate": "Bearer"})
 
 
+# Every `code` the service answers with: its status and an example `detail`.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "invalid_password": (400, "The current password is wrong"),
+    "invalid_multipart": (400, "The multipart body is malformed"),
+    "not_authenticated": (401, "Not authenticated"),
+    "invalid_token": (401, "Invalid or expired token"),
+    "invalid_credentials": (401, "Incorrect email or password"),
+    "forbidden": (403, "This needs the librarian role"),
+    "account_disabled": (403, "This account has been deactivated"),
+    "not_found": (404, "Book not found"),
+    "body_timeout": (408, "The request body stopped arriving"),
+    "email_taken": (409, "An account with this email already exists"),
+    "last_admin": (409, "The last active admin cannot be demoted or deactivated"),
+    "isbn_taken": (409, "A book with this ISBN is already catalogued"),
+    "copies_in_use": (
+        409,
+        "total_copies cannot go below the copies on loan or held for reservations",
+    ),
+    "book_on_loan": (409, "Copies of this book are on loan"),
+    "has_overdue_loans": (409, "Return your overdue loans before borrowing more"),
+    "already_borrowed": (409, "This book is already on loan to this reader"),
+    "loan_limit_reached": (409, "The reader holds the maximum number of active loans"),
+    "no_copies_available": (409, "No copy of this book is available"),
+    "no_active_loan": (409, "You have no active loan of this book"),
+    "already_returned": (409, "This loan has been returned"),
+    "renewal_limit_reached": (409, "This loan cannot be renewed again"),
+    "loan_overdue": (409, "An overdue loan is renewed only by a librarian"),
+    "reserved_by_others": (409, "Other readers are waiting for this book"),
+    "copies_available": (409, "A copy is on the shelf: borrow it instead"),
+    "already_reserved": (409, "You already have a reservation for this book"),
+    "reservation_closed": (409, "This reservation is already fulfilled"),
+    "request_in_progress": (
+        409,
+        "A request with this Idempotency-Key is still running; retry shortly",
+    ),
+    "fines_outstanding": (409, "Open fines of 500 cents or more must be settled first"),
+    "fine_closed": (409, "This fine is already paid or waived"),
+    "fine_busy": (409, "The fine is changing; try again"),
+    "body_too_large": (413, "The request body is larger than 1048576 bytes"),
+    "file_too_large": (413, "The file is larger than the limit of 5242880 bytes"),
+    "unsupported_media_type": (
+        415,
+        "The file's content is not one of: image/jpeg, image/png, image/webp",
+    ),
+    "range_not_satisfiable": (416, "The requested range is outside the file's 48213 bytes"),
+    "validation_error": (422, "(FastAPI's list of problems)"),
+    "weak_password": (422, "This password is too common"),
+    "invalid_isbn": (
+        422,
+        "Not a valid ISBN-10 or ISBN-13: The number's checksum or check digit is invalid.",
+    ),
+    "invalid_csv": (422, "The file is not UTF-8 text"),
+    "invalid_csv_header": (
+        422,
+        "The first row must be the header title,authors,isbn,published_date,genres,total_copies",
+    ),
+    "invalid_idempotency_key": (422, "Idempotency-Key must be 1 to 255 visible ASCII characters"),
+    "idempotency_key_reused": (
+        422,
+        "This Idempotency-Key was used for another request",
+    ),
+    "too_many_attempts": (429, "Too many failed attempts for this email; try again later"),
+    "header_too_large": (431, "The request head is too large"),
+    "database_unavailable": (503, "The database cannot be reached; try again shortly"),
+    "shutting_down": (503, "The service is restarting; try again"),
+}
+
+# Codes every operation of a kind can answer with, named once.
+AUTH = ("not_authenticated", "invalid_token")
+STAFF = (*AUTH, "forbidden")
+BODY = ("body_too_large", "body_timeout", "validation_error")
+
 _DESCRIPTIONS = {
     400: "Bad request",
     401: "Missing, invalid or expired credentials",
     403: "The caller's role is too low",
-    404: "Not found",
+    404: "Not found (or not yours)",
+    408: "The request body stopped arriving",
     409: "Conflicts with the current state",
-    413: "File too large",
+    413: "Too large",
     415: "Unsupported media type",
     416: "Range not satisfiable",
+    422: "Invalid request",
     429: "Too many attempts",
-    503: "The database cannot be reached",
+    431: "Request head too large",
+    503: "The database cannot be reached, or the service is restarting",
 }
 
+Code = str | tuple[int, str] | int
+# A bare status (the older form of `responses`) stands for these codes, or for every code
+# answered with that status: name the codes instead.
+_BY_STATUS = {401: AUTH, 403: ("forbidden",), 404: ("not_found",)}
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can answer with (422 and 503 always)."""
-    entries: dict[int | str, dict[str, Any]] = {
-        s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in (*statuses, 503)
+
+def _names(code: Code) -> list[tuple[int, str]]:
+    if isinstance(code, int):
+        names = _BY_STATUS.get(code) or [n for n, (s, _) in ERROR_CODES.items() if s == code]
+        return [(code, name) for name in names]
+    return [code if isinstance(code, tuple) else (ERROR_CODES[code][0], code)]
+
+
+def error_response(status: int, codes: list[str]) -> dict[str, Any]:
+    """One status's OpenAPI response: `code` an enum of `codes`, one example per code."""
+    detail: dict[str, Any] = {"type": "string", "description": "What went wrong, for people"}
+    if status == 422:
+        detail = {
+            "anyOf": [
+                {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}},
+                {"type": "string"},
+            ],
+            "description": "The list of problems (`validation_error`), or one rule's text",
+        }
+    schema = {
+        "type": "object",
+        "required": ["detail", "code"],
+        "properties": {
+            "detail": detail,
+            "code": {"type": "string", "enum": codes, "description": "Stable, for programs"},
+        },
     }
-    entries[422] = {"model": UnprocessableBody, "description": "Invalid request"}
-    return entries
+    examples = {}
+    for code in codes:
+        text: object = VALIDATION_EXAMPLE if code == "validation_error" else ERROR_CODES[code][1]
+        examples[code] = {"value": {"detail": text, "code": code}}
+    return {
+        "description": _DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": schema, "examples": examples}},
+    }
+
+
+def responses(*codes: Code) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error codes a route can answer with, grouped by status.
+
+    A code is a name from ERROR_CODES, or `(status, name)` where it is answered with another
+    status than usual. The codes every route shares (`431`, `503`, and `408`, `413` and `422`
+    where there is a body) are added to the document as a whole (see openapi.py).
+    """
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        for status, name in _names(code):
+            if name not in by_status.setdefault(status, []):
+                by_status[status].append(name)
+    return {status: error_response(status, names) for status, names in sorted(by_status.items())}
 
 
 def _json(
@@ -78,6 +228,9 @@ def _json(
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    if exc.extra:
+        body = {"detail": exc.detail, "code": exc.code, **exc.extra}
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
     return _json(exc.status, exc.detail, exc.code, exc.headers)
 
 

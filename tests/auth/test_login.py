@@ -35,6 +35,9 @@ def test_wrong_password_and_unknown_email_look_the_same(
         assert response.json() == {
             "detail": "Incorrect email or password",
             "code": "invalid_credentials",
+            # RFC 6749 section 5.2, for OAuth2 clients such as Swagger's Authorize dialog.
+            "error": "invalid_grant",
+            "error_description": "Incorrect email or password",
         }
         assert response.headers["www-authenticate"] == "Bearer"
 
@@ -57,6 +60,7 @@ def test_lockout_after_repeated_failures_even_with_the_right_password(
     locked = _login(client, member.email, PASSWORD)
     assert locked.status_code == 429
     assert locked.json()["code"] == "too_many_attempts"
+    assert locked.json()["error"] == "invalid_grant"
     retry_after = int(locked.headers["retry-after"])
     assert 1 <= retry_after <= 900
     clock.advance(timedelta(seconds=retry_after + 1))

@@ -15,7 +15,12 @@ from library_api import clock
 from tests.conftest import PASSWORD, Account
 
 LOGIN = "/api/v1/auth/login"
-WRONG = {"detail": "Incorrect email or password", "code": "invalid_credentials"}
+WRONG = {
+    "detail": "Incorrect email or password",
+    "code": "invalid_credentials",
+    "error": "invalid_grant",
+    "error_description": "Incorrect email or password",
+}
 
 
 def _login(client: TestClient, username: str, password: str) -> Response:

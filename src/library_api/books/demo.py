@@ -2,7 +2,8 @@
 
 The catalogue is demo_books.csv, in the format of POST /books/import (it doubles as an
 example file), loaded through the same import. Running it again adds nothing: books are
-skipped by ISBN and existing accounts are left as they are.
+skipped by ISBN and existing accounts are left as they are, unless `reset_passwords` gives
+them new passwords (printed) and ends their sessions.
 """
 
 import asyncio
@@ -37,7 +38,9 @@ def _catalogue() -> bytes:
     return resources.files(__package__).joinpath("demo_books.csv").read_bytes()
 
 
-async def _account(role: Role, name: str, email: str, hasher: PasswordHasher) -> str:
+async def _account(
+    role: Role, name: str, email: str, hasher: PasswordHasher, *, reset_password: bool
+) -> str:
     password = secrets.token_urlsafe(12)
     try:
         await users_service.create_user(
@@ -46,11 +49,15 @@ async def _account(role: Role, name: str, email: str, hasher: PasswordHasher) ->
     except AppError as exc:
         if exc.code != "email_taken":
             raise
-        return f"  {role.value:<10} {email:<28} (already there; password unchanged)"
+        if not reset_password or not await users_service.reset_password(
+            email=email, password=password, hasher=hasher
+        ):
+            return f"  {role.value:<10} {email:<28} (already there; password unchanged)"
+        return f"  {role.value:<10} {email:<28} new password: {password}"
     return f"  {role.value:<10} {email:<28} password: {password}"
 
 
-async def seed(*, hasher: PasswordHasher) -> str:
+async def seed(*, hasher: PasswordHasher, reset_passwords: bool = False) -> str:
     """Load the demo catalogue and accounts; the text says what was done and how to log in."""
     data = await asyncio.to_thread(_catalogue)
     report = await service.import_books(upload=_InMemoryUpload(data))
@@ -61,5 +68,5 @@ async def seed(*, hasher: PasswordHasher) -> str:
         "Accounts (log in with POST /api/v1/auth/login, or Authorize in /docs):",
     ]
     for role, name, email in ACCOUNTS:
-        lines.append(await _account(role, name, email, hasher))
+        lines.append(await _account(role, name, email, hasher, reset_password=reset_passwords))
     return "\n".join(lines)

@@ -5,7 +5,7 @@ from fastapi.exceptions import RequestValidationError
 
 from ..db import object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
-from ..errors import AppError, responses
+from ..errors import AUTH, STAFF, AppError, responses
 from ..files.upload import MultipartUpload
 from ..pagination import Page, Pagination
 from . import importer, service
@@ -59,7 +59,7 @@ _CSV_BODY: dict[str, Any] = {
 @router.get(
     "",
     response_model=Page[BookPublic],
-    responses=responses(401),
+    responses=responses(*AUTH),
     summary="Search the catalogue",
     description="Every word of `q` must be the start of a word of the title, of an author or "
     "of the ISBN (10 or 13 digits; hyphens in a query word of digits are ignored), ignoring "
@@ -95,7 +95,7 @@ async def list_books(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=BookPublic,
-    responses=responses(401, 403, 409),
+    responses=responses(*STAFF, "isbn_taken", "invalid_isbn"),
     summary="Add a book to the catalogue (librarian)",
     description="`422 invalid_isbn` when the ISBN's checksum does not hold; "
     "`409 isbn_taken` when the ISBN is already catalogued.",
@@ -107,7 +107,9 @@ async def create_book(body: BookCreate, _: LibrarianUser) -> BookPublic:
 @router.post(
     "/import",
     response_model=ImportReport,
-    responses=responses(400, 401, 403, 413),
+    responses=responses(
+        *STAFF, "invalid_multipart", "file_too_large", "invalid_csv", "invalid_csv_header"
+    ),
     openapi_extra=_CSV_BODY,
     summary="Add books from a CSV file (librarian)",
     description="Multipart field `file`: UTF-8 CSV (a byte-order mark is fine) whose first row "
@@ -133,7 +135,7 @@ async def import_books(upload: ImportUpload, runtime: RuntimeDep, request: Reque
 @router.get(
     "/{book_id}",
     response_model=BookPublic,
-    responses=responses(401, 404),
+    responses=responses(*AUTH, "not_found"),
     summary="One book",
 )
 async def get_book(book_id: str, _: CurrentUser) -> BookPublic:
@@ -143,7 +145,7 @@ async def get_book(book_id: str, _: CurrentUser) -> BookPublic:
 @router.patch(
     "/{book_id}",
     response_model=BookPublic,
-    responses=responses(401, 403, 404, 409),
+    responses=responses(*STAFF, "not_found", "copies_in_use", "isbn_taken", "invalid_isbn"),
     summary="Change a book (librarian)",
     description="Any subset of the fields; `null` clears an optional one. `409 copies_in_use` "
     "when `total_copies` would fall below the copies on loan or held for a reservation; "
@@ -162,7 +164,7 @@ async def update_book(
 @router.delete(
     "/{book_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 403, 404, 409),
+    responses=responses(*STAFF, "not_found", "book_on_loan"),
     summary="Remove a book, its files and its open reservations (librarian)",
     description="`409 book_on_loan` while a copy is on loan.",
 )

@@ -2,7 +2,15 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.config import JsonDict
 
 from .models import Book
 
@@ -37,8 +45,25 @@ Language = Annotated[str | None, Field(max_length=35), AfterValidator(_blank_to_
 PageCount = Annotated[int | None, Field(ge=1, le=100_000)]
 
 
+# Not in the demo catalogue, so the example can be created as it stands after `seed-demo`.
+BOOK_CREATE_EXAMPLE: JsonDict = {
+    "title": "The Left Hand of Darkness",
+    "authors": ["Ursula K. Le Guin"],
+    "isbn": "978-0-441-47812-5",
+    "published_date": "1969-03-01",
+    "genres": ["Science fiction"],
+    "description": "An envoy from the Ekumen visits the ice world of Gethen.",
+    "publisher": "Ace Books",
+    "language": "en",
+    "page_count": 304,
+    "total_copies": 2,
+}
+
+
 class BookCreate(BaseModel):
     """A new catalogue entry. `authors` needs at least one name, and no name may be blank."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [BOOK_CREATE_EXAMPLE]})
 
     title: Title
     authors: Authors
@@ -58,6 +83,10 @@ _NOT_NULL = ("title", "authors", "isbn", "genres", "total_copies")
 
 class BookUpdate(BaseModel):
     """Any subset of the fields; `null` clears an optional field."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"total_copies": 3, "genres": ["Novel", "Romance"]}]}
+    )
 
     title: Title | None = None
     authors: Authors | None = None
@@ -87,7 +116,18 @@ class BookSort(StrEnum):
     created_desc = "-created_at"
 
 
+_DOCUMENT_EXAMPLE: JsonDict = {
+    "filename": "pride-and-prejudice.pdf",
+    "size": 48213,
+    "content_type": "application/pdf",
+    "sha256": "3b7c9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a2b4c",
+    "uploaded_at": "2026-11-20T16:45:00Z",
+}
+
+
 class BookDocument(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DOCUMENT_EXAMPLE]})
+
     filename: str
     size: int
     content_type: str
@@ -109,6 +149,32 @@ def book_status(book: Book) -> BookStatus:
 
 
 class BookPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6650f1c2a4b5c6d7e8f90123",
+                    "title": "Pride and Prejudice",
+                    "authors": ["Jane Austen"],
+                    "isbn": "9780140440126",
+                    "published_date": "1813-01-28",
+                    "genres": ["Novel", "Romance"],
+                    "description": "Elizabeth Bennet meets Mr Darcy.",
+                    "publisher": "Penguin Classics",
+                    "language": "en",
+                    "page_count": 480,
+                    "total_copies": 4,
+                    "available_copies": 3,
+                    "status": "partial",
+                    "cover_url": "/api/v1/books/6650f1c2a4b5c6d7e8f90123/cover?v=9f2c1e0b7a4d3c2b",
+                    "document": _DOCUMENT_EXAMPLE,
+                    "created_at": "2026-11-02T09:30:00Z",
+                    "updated_at": "2026-11-20T16:45:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     title: str
     authors: list[str]
@@ -160,11 +226,29 @@ class BookPublic(BaseModel):
 
 
 class ImportRowError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"row": 4, "detail": "isbn: Not a valid ISBN-10 or ISBN-13"}]
+        }
+    )
+
     row: int
     detail: str
 
 
 class ImportReport(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "created": 54,
+                    "skipped": 1,
+                    "errors": [{"row": 4, "detail": "isbn: Not a valid ISBN-10 or ISBN-13"}],
+                }
+            ]
+        }
+    )
+
     created: int
     skipped: int
     errors: list[ImportRowError]

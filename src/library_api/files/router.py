@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from ..books.schemas import BookPublic
 from ..db import object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
-from ..errors import responses
+from ..errors import AUTH, STAFF, responses
 from . import service
 from .download import COVER_CACHE_CONTROL, DOCUMENT_CACHE_CONTROL, serve_file
 from .upload import MultipartUpload
@@ -62,15 +62,75 @@ IfRange = Annotated[
 CoverUpload = Annotated[MultipartUpload, Depends(_cover_upload)]
 DocumentUpload = Annotated[MultipartUpload, Depends(_document_upload)]
 
-_IMAGE: dict[str, Any] = {"content": {t: {} for t in ("image/jpeg", "image/png", "image/webp")}}
-_PDF: dict[str, Any] = {"content": {"application/pdf": {}}}
-_NOT_MODIFIED = {"description": "The client's copy (If-None-Match) is current"}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _header(description: str, example: str) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string"}, "example": example}
+
+
+_ETAG = _header(
+    "The quoted SHA-256 of the file",
+    '"9f2c1e0b7a4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b"',
+)
+_COVER_HEADERS = {
+    "ETag": _ETAG,
+    "Cache-Control": _header("Covers may be cached for an hour", "public, max-age=3600"),
+}
+_DOCUMENT_HEADERS = {
+    "ETag": _ETAG,
+    "Cache-Control": _header("Revalidated (cheaply, by ETag) on every use", "private, no-cache"),
+    "Accept-Ranges": _header("One byte range may be asked for", "bytes"),
+    "Content-Disposition": _header(
+        "The original file name, sanitised",
+        'attachment; filename="pride-and-prejudice.pdf"; '
+        "filename*=UTF-8''pride-and-prejudice.pdf",
+    ),
+}
+_IMAGE: dict[str, Any] = {
+    "description": "The image, with its real media type",
+    "headers": _COVER_HEADERS,
+    "content": dict.fromkeys(("image/jpeg", "image/png", "image/webp"), _BINARY),
+}
+_PDF: dict[str, Any] = {
+    "description": "The whole PDF",
+    "headers": _DOCUMENT_HEADERS,
+    "content": {"application/pdf": _BINARY},
+}
+_PDF_PART: dict[str, Any] = {
+    "description": "The part of the PDF that `Range` asked for",
+    "headers": {
+        **_DOCUMENT_HEADERS,
+        "Content-Range": _header("The bytes sent, of how many", "bytes 0-1023/48213"),
+    },
+    "content": {"application/pdf": _BINARY},
+}
+_COVER_NOT_MODIFIED = {
+    "description": "The client's copy (If-None-Match) is current",
+    "headers": _COVER_HEADERS,
+}
+_DOCUMENT_NOT_MODIFIED = {
+    "description": "The client's copy (If-None-Match) is current",
+    "headers": _DOCUMENT_HEADERS,
+}
+_UPLOAD_ERRORS = responses(
+    *STAFF, "not_found", "invalid_multipart", "file_too_large", "unsupported_media_type"
+)
+
+
+def _unsatisfiable() -> dict[int | str, dict[str, Any]]:
+    entries = responses(*AUTH, "not_found", "range_not_satisfiable")
+    entries[416]["headers"] = {
+        "Content-Range": _header("`*` and the file's size", "bytes */48213"),
+        "Accept-Ranges": _header("One byte range may be asked for", "bytes"),
+    }
+    return entries
 
 
 @router.put(
     "/books/{book_id}/cover",
     response_model=BookPublic,
-    responses=responses(400, 401, 403, 404, 413, 415),
+    responses=_UPLOAD_ERRORS,
     openapi_extra=_upload_body("A JPEG, PNG or WebP image (judged by its content)"),
     summary="Upload or replace a book's cover",
     description=(
@@ -95,7 +155,7 @@ async def upload_cover(book_id: str, upload: CoverUpload, runtime: RuntimeDep) -
     "/books/{book_id}/cover",
     response_model=None,
     response_class=Response,
-    responses={200: _IMAGE, 304: _NOT_MODIFIED, **responses(404)},
+    responses={200: _IMAGE, 304: _COVER_NOT_MODIFIED, **responses("not_found")},
     summary="A book's cover image (no token needed)",
     description=(
         "Served with its real `Content-Type`, `ETag` (the quoted SHA-256), "
@@ -120,7 +180,7 @@ async def get_cover(
     "/books/{book_id}/cover",
     status_code=204,
     response_model=None,
-    responses=responses(401, 403, 404),
+    responses=responses(*STAFF, "not_found"),
     summary="Remove a book's cover",
 )
 async def delete_cover(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> None:
@@ -132,7 +192,7 @@ async def delete_cover(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> N
 @router.put(
     "/books/{book_id}/document",
     response_model=BookPublic,
-    responses=responses(400, 401, 403, 404, 413, 415),
+    responses=_UPLOAD_ERRORS,
     openapi_extra=_upload_body("A PDF (judged by its content)"),
     summary="Upload or replace a book's PDF document",
     description=(
@@ -157,7 +217,7 @@ async def upload_document(book_id: str, upload: DocumentUpload, runtime: Runtime
     "/books/{book_id}/document",
     response_model=None,
     response_class=Response,
-    responses={200: _PDF, 206: _PDF, 304: _NOT_MODIFIED, **responses(401, 404, 416)},
+    responses={200: _PDF, 206: _PDF_PART, 304: _DOCUMENT_NOT_MODIFIED, **_unsatisfiable()},
     summary="Download a book's PDF document",
     description=(
         "`Content-Disposition: attachment` with the original name (`filename=` ASCII "
@@ -192,7 +252,7 @@ async def get_document(
     "/books/{book_id}/document",
     status_code=204,
     response_model=None,
-    responses=responses(401, 403, 404),
+    responses=responses(*STAFF, "not_found"),
     summary="Remove a book's PDF document",
 )
 async def delete_document(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> None:

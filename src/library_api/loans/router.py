@@ -1,16 +1,33 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from ..db import doc_id, object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
-from ..errors import responses
+from ..errors import AUTH, STAFF, responses
 from ..pagination import Page, Pagination
 from . import service
 from .models import Loan
 from .schemas import BorrowRequest, LoanFilter, LoanPublic
 
 router = APIRouter(tags=["loans"])
+
+# An empty body (or none) borrows for the caller; Swagger pre-fills the first example.
+_BORROW_EXAMPLES: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "examples": {
+                    "for_yourself": {"summary": "Borrow for yourself", "value": {}},
+                    "for_a_member": {
+                        "summary": "Check out for a member (librarian)",
+                        "value": {"user_id": "6650f0a1c4b5d6e7f8091a2b"},
+                    },
+                }
+            }
+        }
+    }
+}
 
 IdFilter = Annotated[
     str | None, Query(description="An id; a malformed one matches nothing (empty page).")
@@ -25,8 +42,18 @@ def _page(paging: Pagination, loans: list[Loan], total: int) -> Page[LoanPublic]
     "/books/{book_id}/borrow",
     status_code=201,
     response_model=LoanPublic,
-    responses=responses(401, 403, 404, 409),
-    summary="Borrow a copy (a librarian may check out for a member with `user_id`)",
+    responses=responses(
+        *AUTH,
+        "forbidden",
+        "not_found",
+        "has_overdue_loans",
+        "already_borrowed",
+        "loan_limit_reached",
+        "no_copies_available",
+        (409, "account_disabled"),
+    ),
+    openapi_extra=_BORROW_EXAMPLES,
+    summary="Borrow a copy (a librarian may check out for a member with user_id)",
     description="`409` codes: `has_overdue_loans`, `already_borrowed`, `loan_limit_reached`, "
     "`no_copies_available` (in that order of precedence); `account_disabled` when a librarian "
     "names a deactivated account. A reader with a ready reservation gets the copy held for them. "
@@ -48,7 +75,7 @@ async def borrow_book(
 @router.post(
     "/books/{book_id}/return",
     response_model=LoanPublic,
-    responses=responses(401, 404, 409),
+    responses=responses(*AUTH, "not_found", "no_active_loan"),
     summary="Return your active loan of a book",
 )
 async def return_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> LoanPublic:
@@ -61,7 +88,7 @@ async def return_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
 @router.get(
     "/loans/me",
     response_model=Page[LoanPublic],
-    responses=responses(401),
+    responses=responses(*AUTH),
     summary="Your loans, newest first",
 )
 async def list_my_loans(
@@ -76,7 +103,7 @@ async def list_my_loans(
 @router.get(
     "/loans",
     response_model=Page[LoanPublic],
-    responses=responses(401, 403),
+    responses=responses(*STAFF),
     summary="Find loans, newest first (librarian)",
 )
 async def list_loans(
@@ -99,7 +126,7 @@ async def list_loans(
 @router.get(
     "/loans/{loan_id}",
     response_model=LoanPublic,
-    responses=responses(401, 404),
+    responses=responses(*AUTH, "not_found"),
     summary="A loan (its reader or a librarian)",
 )
 async def get_loan(loan_id: str, user: CurrentUser) -> LoanPublic:
@@ -109,7 +136,7 @@ async def get_loan(loan_id: str, user: CurrentUser) -> LoanPublic:
 @router.post(
     "/loans/{loan_id}/return",
     response_model=LoanPublic,
-    responses=responses(401, 404, 409),
+    responses=responses(*AUTH, "not_found", "already_returned"),
     summary="Return a loan (its reader or a librarian)",
 )
 async def return_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> LoanPublic:
@@ -122,7 +149,14 @@ async def return_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
 @router.post(
     "/loans/{loan_id}/renew",
     response_model=LoanPublic,
-    responses=responses(401, 404, 409),
+    responses=responses(
+        *AUTH,
+        "not_found",
+        "already_returned",
+        "renewal_limit_reached",
+        "loan_overdue",
+        "reserved_by_others",
+    ),
     summary="Renew a loan (its reader or a librarian)",
     description="`409` codes: `already_returned`, `renewal_limit_reached`, `loan_overdue` "
     "(members only; a librarian may renew an overdue loan), `reserved_by_others` (another "

@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import clock
 from .models import Loan, LoanStatus
@@ -14,12 +14,37 @@ class LoanFilter(StrEnum):
 
 
 class BorrowRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
+
     # A librarian checks out for this member; a member may only name itself. Any string: a
     # malformed id is as unknown as a missing one (404), or not the member's own (403).
-    user_id: str | None = None
+    user_id: str | None = Field(
+        default=None,
+        description="The reader to check out for (librarian); left out: the caller",
+        examples=["6650f0a1c4b5d6e7f8091a2b"],
+    )
 
 
 class LoanPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6650f3d4b5c6d7e8f9a0b1c2",
+                    "book_id": "6650f1c2a4b5c6d7e8f90123",
+                    "user_id": "6650f0a1c4b5d6e7f8091a2b",
+                    "book_title": "Pride and Prejudice",
+                    "borrowed_at": "2026-11-23T10:00:00Z",
+                    "due_at": "2026-12-07T10:00:00Z",
+                    "returned_at": None,
+                    "renewals": 0,
+                    "status": "active",
+                    "overdue": False,
+                }
+            ]
+        }
+    )
+
     id: str
     book_id: str
     user_id: str

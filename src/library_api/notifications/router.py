@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 
 from ..db import doc_id, object_id
 from ..deps import AdminUser, CurrentUser, RuntimeDep
-from ..errors import responses
+from ..errors import AUTH, STAFF, responses
 from ..pagination import Page, Pagination
 from . import scheduler, service
 from .schemas import NotificationPublic, ScanResult
@@ -15,7 +15,7 @@ router = APIRouter(tags=["notifications"])
 @router.get(
     "/notifications/me",
     response_model=Page[NotificationPublic],
-    responses=responses(401),
+    responses=responses(*AUTH),
     summary="Your notifications, newest first",
 )
 async def list_my_notifications(
@@ -34,7 +34,7 @@ async def list_my_notifications(
 @router.post(
     "/notifications/{notification_id}/read",
     response_model=NotificationPublic,
-    responses=responses(401, 404),
+    responses=responses(*AUTH, "not_found"),
     summary="Mark one of your notifications read (again: unchanged)",
 )
 async def read_notification(notification_id: str, user: CurrentUser) -> NotificationPublic:
@@ -47,7 +47,7 @@ async def read_notification(notification_id: str, user: CurrentUser) -> Notifica
 @router.post(
     "/admin/notifications/run",
     response_model=ScanResult,
-    responses=responses(401, 403),
+    responses=responses(*STAFF),
     summary="Run the notification scan now (admin)",
     description="Expires lapsed holds, creates the missing due-soon, overdue and "
     "reservation-ready notifications and mails pending ones when SMTP_URL is set. "

@@ -1,11 +1,27 @@
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from .models import Notification, NotificationKind
 
 
 class NotificationPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6650f5f6d7e8f9a0b1c2d3e4",
+                    "kind": "due_soon",
+                    "loan_id": "6650f3d4b5c6d7e8f9a0b1c2",
+                    "reservation_id": None,
+                    "message": "Pride and Prejudice is due back on 2026-12-07.",
+                    "created_at": "2026-12-06T10:00:00Z",
+                    "read_at": None,
+                }
+            ]
+        }
+    )
+
     id: str
     kind: NotificationKind
     loan_id: str | None
@@ -32,4 +48,6 @@ class NotificationPublic(BaseModel):
 
 
 class ScanResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"created": 3}]})
+
     created: int

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from ..db import doc_id, object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
-from ..errors import responses
+from ..errors import AUTH, STAFF, responses
 from ..pagination import Page, Pagination
 from . import service
 from .models import ReservationStatus
@@ -27,7 +27,9 @@ def _page(
     "/books/{book_id}/reservations",
     status_code=status.HTTP_201_CREATED,
     response_model=ReservationPublic,
-    responses=responses(401, 404, 409),
+    responses=responses(
+        *AUTH, "not_found", "copies_available", "already_reserved", "already_borrowed"
+    ),
     summary="Join the queue for a book with no copy on the shelf",
 )
 async def reserve_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> ReservationPublic:
@@ -40,7 +42,7 @@ async def reserve_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> 
 @router.get(
     "/reservations/me",
     response_model=Page[ReservationPublic],
-    responses=responses(401),
+    responses=responses(*AUTH),
     summary="Your reservations, newest first",
 )
 async def list_my_reservations(
@@ -63,7 +65,7 @@ async def list_my_reservations(
 @router.get(
     "/reservations",
     response_model=Page[ReservationPublic],
-    responses=responses(401, 403),
+    responses=responses(*STAFF),
     summary="Find reservations, newest first (librarian)",
 )
 async def list_reservations(
@@ -88,7 +90,7 @@ async def list_reservations(
 @router.delete(
     "/reservations/{reservation_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(401, 404, 409),
+    responses=responses(*AUTH, "not_found", "reservation_closed"),
     summary="Cancel a reservation (its reader or a librarian)",
     description="A ready reservation's copy goes to the next reader in line or back on the "
     "shelf. A reservation that is no longer open gives `409 reservation_closed`.",

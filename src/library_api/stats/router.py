@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
 from ..deps import LibrarianUser
-from ..errors import responses
+from ..errors import STAFF, responses
 from . import service
 from .schemas import LibraryStats
 
@@ -11,7 +11,7 @@ router = APIRouter(tags=["stats"])
 @router.get(
     "/stats",
     response_model=LibraryStats,
-    responses=responses(401, 403),
+    responses=responses(*STAFF),
     summary="Library-wide figures (librarian)",
 )
 async def get_stats(_: LibrarianUser) -> LibraryStats:

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from ..db import doc_id, object_id
 from ..deps import AdminUser, CurrentAuth, CurrentUser, LibrarianUser, RuntimeDep
-from ..errors import responses
+from ..errors import AUTH, STAFF, responses
 from ..pagination import Page, Pagination
 from . import service
 from .models import Role
@@ -13,14 +13,14 @@ from .schemas import PasswordChange, UserAdminUpdate, UserCreate, UserMe, UserPu
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.get("/me", response_model=UserMe, responses=responses(401), summary="Your account")
+@router.get("/me", response_model=UserMe, responses=responses(*AUTH), summary="Your account")
 async def read_me(user: CurrentUser) -> UserMe:
     active, overdue = await service.loan_counts(user_id=doc_id(user))
     return UserMe(**UserPublic.of(user).model_dump(), active_loans=active, overdue_loans=overdue)
 
 
 @router.patch(
-    "/me", response_model=UserPublic, responses=responses(401), summary="Change your name"
+    "/me", response_model=UserPublic, responses=responses(*AUTH), summary="Change your name"
 )
 async def update_me(body: UserSelfUpdate, user: CurrentUser) -> UserPublic:
     return UserPublic.of(await service.rename(user=user, name=body.name))
@@ -29,7 +29,7 @@ async def update_me(body: UserSelfUpdate, user: CurrentUser) -> UserPublic:
 @router.post(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(400, 401, 429),
+    responses=responses(*AUTH, "invalid_password", "too_many_attempts", "weak_password"),
     summary="Change your password; your other sessions end",
 )
 async def change_password(body: PasswordChange, auth: CurrentAuth, runtime: RuntimeDep) -> None:
@@ -46,7 +46,7 @@ async def change_password(body: PasswordChange, auth: CurrentAuth, runtime: Runt
 @router.get(
     "",
     response_model=Page[UserPublic],
-    responses=responses(401, 403),
+    responses=responses(*STAFF),
     summary="Find users (librarian)",
 )
 async def list_users(
@@ -65,7 +65,7 @@ async def list_users(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    responses=responses(401, 403, 409),
+    responses=responses(*STAFF, "email_taken", "weak_password"),
     summary="Create a user with any role (admin)",
 )
 async def create_user(body: UserCreate, _: AdminUser, runtime: RuntimeDep) -> UserPublic:
@@ -82,7 +82,7 @@ async def create_user(body: UserCreate, _: AdminUser, runtime: RuntimeDep) -> Us
 @router.get(
     "/{user_id}",
     response_model=UserPublic,
-    responses=responses(401, 403, 404),
+    responses=responses(*STAFF, "not_found"),
     summary="One user (librarian)",
 )
 async def get_user(user_id: str, _: LibrarianUser) -> UserPublic:
@@ -92,7 +92,7 @@ async def get_user(user_id: str, _: LibrarianUser) -> UserPublic:
 @router.patch(
     "/{user_id}",
     response_model=UserPublic,
-    responses=responses(401, 403, 404, 409),
+    responses=responses(*STAFF, "not_found", "last_admin"),
     summary="Rename, change the role of, or (de)activate a user (admin)",
 )
 async def administer_user(

@@ -30,6 +30,21 @@ Password = Annotated[str, Field(min_length=8, max_length=128)]
 
 
 class UserPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6650f0a1c4b5d6e7f8091a2b",
+                    "name": "Ada Lovelace",
+                    "email": "ada.lovelace@example.com",
+                    "role": "member",
+                    "is_active": True,
+                    "created_at": "2026-11-02T09:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: str
     name: str
     email: str
@@ -50,6 +65,23 @@ class UserPublic(BaseModel):
 
 
 class UserMe(UserPublic):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6650f0a1c4b5d6e7f8091a2b",
+                    "name": "Ada Lovelace",
+                    "email": "ada.lovelace@example.com",
+                    "role": "member",
+                    "is_active": True,
+                    "created_at": "2026-11-02T09:30:00Z",
+                    "active_loans": 2,
+                    "overdue_loans": 0,
+                }
+            ]
+        }
+    )
+
     active_loans: int
     overdue_loans: int
 
@@ -57,7 +89,18 @@ class UserMe(UserPublic):
 class UserRegister(BaseModel):
     # Unknown fields such as `role` are dropped: self-registration always makes a member.
     # Passwords are taken exactly as typed; only the name and the email are trimmed.
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Ada Lovelace",
+                    "email": "ada.lovelace@example.com",
+                    "password": "analytical engine 1843",
+                }
+            ]
+        },
+    )
 
     name: Name
     email: Email
@@ -65,20 +108,51 @@ class UserRegister(BaseModel):
 
 
 class UserCreate(UserRegister):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Grace Hopper",
+                    "email": "grace.hopper@example.com",
+                    "password": "compiler on the mark I",
+                    "role": "librarian",
+                }
+            ]
+        },
+    )
+
     role: Role = Role.member
 
 
 class UserSelfUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Augusta Ada King"}]})
+
     name: Name
 
 
 class UserAdminUpdate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"role": "librarian", "is_active": True}]}
+    )
+
     name: Name | None = None
     role: Role | None = None
     is_active: bool | None = None
 
 
 class PasswordChange(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "analytical engine 1843",
+                    "new_password": "difference engine no 2",
+                }
+            ]
+        }
+    )
+
     current_password: Annotated[str, Field(max_length=128)]
     new_password: Password
 
