@@ -1,18 +1,25 @@
 """The database connection: a real MongoDB, or the embedded mongoeco wire server."""
 
 import asyncio
+import functools
 import importlib
 import logging
+import os
+import secrets
+import stat
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import pymongo
 from beanie import Document, PydanticObjectId, init_beanie
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from .config import Settings
+from .config import Settings, private_directory
 from .errors import not_found
 
 logger = logging.getLogger("library_api")
@@ -29,6 +36,18 @@ DOMAINS = (
     "idempotency",
 )
 
+# The account the embedded server admits; see EmbeddedServer.
+EMBEDDED_USER = "library-api"
+# The SQLite file and the companions SQLite creates beside it.
+DATABASE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+# The bound of one operation that legitimately takes long; see long_operation(). A 1 MiB
+# GridFS chunk write took up to 4.7 s on the embedded database by the end of a 100 MiB upload
+# (the default bound is 3 s): ample room for that on a busy machine, and a frozen database
+# still fails the operation.
+LONG_OPERATION_SECONDS = 60.0
+# An operation over a whole collection at start-up: an index build, the GridFS sweep.
+SCAN_SECONDS = 600.0
+
 
 def document_models() -> list[type[Document]]:
     models: list[type[Document]] = []
@@ -36,6 +55,46 @@ def document_models() -> list[type[Document]]:
         module = importlib.import_module(f"library_api.{domain}.models")
         models.extend(getattr(module, "DOCUMENTS", []))
     return models
+
+
+def long_operation(seconds: float = LONG_OPERATION_SECONDS) -> AbstractContextManager[None]:
+    """Lift the client's per-operation bound (MONGODB_TIMEOUT_SECONDS) for ONE operation.
+
+    Wrap a single call (one insert, one delete, one cursor batch), never a loop: PyMongo's
+    `timeout()` sets one deadline for its whole block. It can lift the client's timeoutMS
+    only where no outer `pymongo.timeout()` block is open (a nested block can only shorten
+    its outer deadline); the service opens none elsewhere.
+    """
+    return pymongo.timeout(seconds)
+
+
+@functools.cache
+def _process_password() -> str:
+    # One per process rather than per server start: an app keeps its connection string
+    # while an embedded server it talks to restarts (tests do that on a fixed port).
+    return secrets.token_urlsafe(32)
+
+
+def _private_database_files(db_file: Path) -> None:
+    """The data directory 0700 and the database files 0600, before SQLite opens them."""
+    private_directory(db_file.parent)
+    # SQLite gives its -wal, -shm and -journal files the mode of the database file: created
+    # owner-only here, before SQLite creates it 0644, every companion is owner-only too.
+    descriptor = os.open(db_file, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(descriptor)
+    for suffix in DATABASE_FILE_SUFFIXES:
+        companion = db_file.with_name(db_file.name + suffix)
+        try:
+            mode = stat.S_IMODE(companion.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            companion.chmod(0o600)
+            logger.warning(
+                "database file %s was open to other accounts (mode %03o): set to 600",
+                companion,
+                mode,
+            )
 
 
 class DatabaseUnreachableError(RuntimeError):
@@ -47,12 +106,24 @@ class EmbeddedServer:
 
     Its engine does real work on every command; on a thread of its own that work never
     stalls the API's event loop, and the driver talks to it over TCP like any MongoDB.
+
+    mongoeco's wire server listens on TCP only (AsyncMongoEcoProxyServer takes a host and a
+    port and calls asyncio.start_server; it has no Unix-socket or existing-socket option),
+    so any local account can connect to 127.0.0.1:port. What keeps other accounts out is its
+    SCRAM authentication (`auth_users`): every command that reads or writes data needs a
+    login (only the handshake, connectionStatus and the session commands, which need a
+    session id never shown, do not), and the only account is EMBEDDED_USER with a random
+    password that lives in this process's memory and the connection string `start()`
+    returns, never on disk or in a log.
     """
 
-    def __init__(self, path: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, path: str, host: str = "127.0.0.1", port: int = 0, password: str | None = None
+    ) -> None:
         self.path = path
         self.host = host
         self.port = port
+        self.password = password or _process_password()
         self.uri = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -60,8 +131,14 @@ class EmbeddedServer:
         self._error: BaseException | None = None
 
     def start(self) -> str:
+        """Serve, and return the connection string (it holds the password: see redact())."""
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _private_database_files(Path(self.path))
+            except OSError as exc:
+                raise DatabaseUnreachableError(
+                    f"embedded database failed to start: {exc}"
+                ) from None
         ready = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name="embedded-mongodb", daemon=True
@@ -75,7 +152,7 @@ class EmbeddedServer:
     def _run(self, ready: threading.Event) -> None:
         try:
             from mongoeco.engines.sqlite import SQLiteEngine
-            from mongoeco.wire import AsyncMongoEcoProxyServer
+            from mongoeco.wire import AsyncMongoEcoProxyServer, WireAuthUser
         except ImportError:
             self._error = RuntimeError(
                 "mongoeco is not installed: pip install 'library-api[embedded]', or set MONGODB_URL"
@@ -83,14 +160,25 @@ class EmbeddedServer:
             ready.set()
             return
 
+        # SCRAM-SHA-256 only: mongoeco checks SCRAM-SHA-1 proofs against the plain password
+        # (MongoDB's SHA-1 variant hashes it first), and PLAIN would send it in the clear.
+        account = WireAuthUser(EMBEDDED_USER, password=self.password, mechanisms=("SCRAM-SHA-256",))
+
         async def serve() -> None:
             self._stop = asyncio.Event()
             server = AsyncMongoEcoProxyServer(
-                engine=SQLiteEngine(self.path), host=self.host, port=self.port
+                engine=SQLiteEngine(self.path),
+                host=self.host,
+                port=self.port,
+                auth_users=(account,),
             )
             try:
                 address = await server.start()
-                self.uri = address.uri
+                self.uri = (
+                    f"mongodb://{EMBEDDED_USER}:{quote(self.password, safe='')}@"
+                    f"{address.host}:{address.port}/?directConnection=true"
+                    "&authSource=admin&authMechanism=SCRAM-SHA-256"
+                )
             except BaseException as exc:
                 self._error = exc
                 ready.set()
@@ -130,11 +218,22 @@ class Database:
         if not url:
             self.embedded = EmbeddedServer(self.settings.embedded_db_path)
             url = await asyncio.to_thread(self.embedded.start)
-            logger.info("embedded database on %s (%s)", url, self.settings.embedded_db_path)
+            logger.info("embedded database on %s (%s)", redact(url), self.settings.embedded_db_path)
         timeout_ms = int(self.settings.mongodb_timeout_seconds * 1000)
+        # timeoutMS (PyMongo's client-side operation timeout) bounds every operation whole:
+        # server selection, connection checkout, sending and waiting for the reply. A frozen
+        # or unreachable database then fails each request within MONGODB_TIMEOUT_SECONDS
+        # (503 database_unavailable) instead of hanging it. The bound is per operation, not
+        # per request or stream: a cursor's find and each getMore are bounded one by one, so
+        # a GridFS download (one read of its chunks at a time) is never cut for being long
+        # as a whole. Single operations that legitimately take longer (a 500-book import
+        # batch or a 1 MiB GridFS chunk write on the embedded database, the start-up sweep)
+        # lift it for themselves with long_operation(). The socket and selection time-outs
+        # stay set for what runs outside any operation (connection monitoring).
         self.client = AsyncMongoClient(
             url,
             tz_aware=True,
+            timeoutMS=timeout_ms,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
         )
@@ -148,9 +247,11 @@ class Database:
 
     async def bind(self, *, indexes: bool = True) -> None:
         """Point Beanie's documents at this database (Beanie's binding is process-wide)."""
-        await init_beanie(
-            database=self.db, document_models=document_models(), skip_indexes=not indexes
-        )
+        # A new index is built over the documents already there: one deadline for them all.
+        with long_operation(SCAN_SECONDS):
+            await init_beanie(
+                database=self.db, document_models=document_models(), skip_indexes=not indexes
+            )
 
     async def ping(self) -> bool:
         if self.client is None:

@@ -1,6 +1,14 @@
 """The GridFS backend (`STORAGE_BACKEND=gridfs`): files as chunks in the service's database.
 
 Several API instances behind a load balancer then share every cover and document.
+
+Every database operation is bounded by MONGODB_TIMEOUT_SECONDS (db.py). The ones that move
+or scan chunks (a ~1 MiB batch written or read, a file's chunks deleted, the start-up sweep)
+take longer on a slow or busy database (seconds each on the embedded one), so each of them,
+one by one, gets `long_operation()`'s bound instead (the start-up sweep SCAN_SECONDS): a
+100 MiB upload or download is never cut for its total length, and a frozen database still
+fails it. Looking a file up and writing its files entry keep the short bound, so they
+answer 503 quickly.
 """
 
 import asyncio
@@ -17,6 +25,7 @@ from gridfs.errors import NoFile
 from pymongo.errors import PyMongoError
 
 from .. import clock
+from ..db import SCAN_SECONDS, long_operation
 from .pipeline import Batch
 from .storage import BATCH_BYTES, STALE_TEMP_SECONDS, BatchingWriter, FileMissingError, Writer
 
@@ -57,14 +66,18 @@ class GridFSWriter(BatchingWriter):
         ]
         futures: list[asyncio.Future[Any]] = [self._hashing.submit(batch)]
         if docs:
-            futures.append(asyncio.ensure_future(self._chunks.insert_many(docs)))
+            futures.append(asyncio.ensure_future(self._insert(docs)))
         return futures
+
+    async def _insert(self, docs: list[dict[str, Any]]) -> None:
+        with long_operation():
+            await self._chunks.insert_many(docs)
 
     async def commit(self, *, suffix: str = "") -> str:
         await self._drain()
         self._finished = True
         if self._carry:
-            await self._chunks.insert_one(self._chunk(self._carry))
+            await self._insert([self._chunk(self._carry)])
         await self._files.insert_one(
             {
                 "_id": self._id,
@@ -78,7 +91,8 @@ class GridFSWriter(BatchingWriter):
 
     async def _discard(self) -> None:
         # Chunks already sent are in the database: take them out again.
-        await self._chunks.delete_many({"files_id": self._id})
+        with long_operation():
+            await self._chunks.delete_many({"files_id": self._id})
         await self._files.delete_one({"_id": self._id})
 
 
@@ -93,9 +107,12 @@ class GridFSStorage:
 
     async def open_writer(self) -> Writer:
         if not self._indexed:
-            # The indexes pymongo's GridFS would create (same keys, same names).
-            await self._chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
-            await self._files.create_index([("filename", 1), ("uploadDate", 1)])
+            # The indexes pymongo's GridFS would create (same keys, same names); a first
+            # build may run over chunks already there.
+            with long_operation():
+                await self._chunks.create_index([("files_id", 1), ("n", 1)], unique=True)
+            with long_operation():
+                await self._files.create_index([("filename", 1), ("uploadDate", 1)])
             self._indexed = True
         return GridFSWriter(self._files, self._chunks)
 
@@ -111,7 +128,8 @@ class GridFSStorage:
         return _grid_chunks(grid_out, stop - start)
 
     async def delete(self, key: str) -> None:
-        with contextlib.suppress(NoFile, InvalidId, TypeError):
+        # One deadline for the files entry and every chunk (pymongo's delete is one block).
+        with contextlib.suppress(NoFile, InvalidId, TypeError), long_operation():
             await self.bucket.delete(ObjectId(key))
 
     async def remove_abandoned(self) -> None:
@@ -139,7 +157,11 @@ class GridFSStorage:
         removed = 0
         try:
             abandoned: list[ObjectId] = []
-            async for found in await self._chunks.aggregate(pipeline, allowDiskUse=True):
+            # The aggregate command runs the whole pipeline; the getMores after it only page
+            # through the result, under the usual bound.
+            with long_operation(SCAN_SECONDS):
+                found_ids = await self._chunks.aggregate(pipeline, allowDiskUse=True)
+            async for found in found_ids:
                 abandoned.append(found["_id"])
                 if len(abandoned) == SWEEP_BATCH:
                     removed += await self._remove_chunks(abandoned)
@@ -153,14 +175,17 @@ class GridFSStorage:
 
     async def _remove_chunks(self, files_ids: list[ObjectId]) -> int:
         if files_ids:
-            await self._chunks.delete_many({"files_id": {"$in": files_ids}})
+            with long_operation(SCAN_SECONDS):
+                await self._chunks.delete_many({"files_id": {"$in": files_ids}})
         return len(files_ids)
 
 
 async def _grid_chunks(grid_out: Any, remaining: int) -> AsyncIterator[bytes]:
     try:
         while remaining > 0:
-            data: bytes = await grid_out.read(min(BATCH_BYTES, remaining))
+            # A read fetches the next batch of chunks (a find or getMore) when it needs one.
+            with long_operation():
+                data: bytes = await grid_out.read(min(BATCH_BYTES, remaining))
             if not data:
                 break
             remaining -= len(data)
