@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from pydantic.config import JsonValue
-from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("library_api")
@@ -137,6 +137,10 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
         "This Idempotency-Key was used for another request",
     ),
     "too_many_attempts": (429, "Too many failed attempts for this email; try again later"),
+    "too_many_streams": (
+        429,
+        "Too many notification streams are open; close one or try again later",
+    ),
     "header_too_large": (431, "The request head is too large"),
     "database_unavailable": (503, "The database cannot be reached; try again shortly"),
     "shutting_down": (503, "The service is restarting; try again"),
@@ -282,6 +286,8 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, PyMongoError) and not isinstance(exc, ConnectionFailure) and not exc.timeout:
+        raise exc  # a real fault, answered 500 by the internal-error layer
     logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc)
     return _json(503, "The database cannot be reached; try again shortly", "database_unavailable")
 
@@ -292,5 +298,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # ConnectionFailure covers server selection, network and wait-queue time-outs; the other
     # two are what PyMongo's client-side operation timeout (timeoutMS) raises on a slow server.
-    for fault in (ConnectionFailure, ExecutionTimeout, WTimeoutError):
+    # Any PyMongo error that is a time-out (a bulk write's included) is the database's fault.
+    for fault in (ConnectionFailure, ExecutionTimeout, WTimeoutError, PyMongoError):
         app.add_exception_handler(fault, _database_down)

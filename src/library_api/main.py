@@ -1,5 +1,6 @@
 """The ASGI application: `create_app()` builds it; nothing runs at import time."""
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -91,9 +92,9 @@ def _operation_id(route: APIRoute) -> str:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_logging(settings.log_level)
-    signer = TokenSigner(
-        resolve_jwt_secret(settings), timedelta(minutes=settings.access_token_minutes)
-    )
+    # File work (and an fsync on the first start) off the event loop.
+    secret = await asyncio.to_thread(resolve_jwt_secret, settings)
+    signer = TokenSigner(secret, timedelta(minutes=settings.access_token_minutes))
     database = Database(settings)
     await database.connect()
     runtime = Runtime(
