@@ -55,6 +55,7 @@ def make_settings(
             "argon2_memory_kib": 64,
             "argon2_time_cost": 1,
             "notify_interval_seconds": 0,
+            "consistency_interval_seconds": 0,
             "admin_email": ADMIN_EMAIL,
             "admin_password": ADMIN_PASSWORD,
             "log_level": "WARNING",

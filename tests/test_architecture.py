@@ -102,6 +102,7 @@ COUNTERS = frozenset(
         "loaned_copies",
         "loans_ever",
         "active_loans",
+        "loans_due_from",
     }
 )
 COUNTER_OWNER = "copies/service.py"

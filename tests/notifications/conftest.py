@@ -144,6 +144,7 @@ class SecondInstance:
             "JWT_SECRET": str(settings.jwt_secret),
             "UPLOADS_DIR": str(workdir),
             "NOTIFY_INTERVAL_SECONDS": "0",
+            "CONSISTENCY_INTERVAL_SECONDS": "0",
             "ADMIN_EMAIL": "",
             "LOG_LEVEL": "WARNING",
         }

@@ -46,13 +46,19 @@ async def begin_attempt(*, email: str, settings: Settings) -> None:
     failed: each count sees every try recorded so far, and a try is checked only while those
     are within the limit.
     """
+    await _attempt(email=email, settings=settings, account=False)
+
+
+async def _attempt(*, email: str, settings: Settings, account: bool) -> User | None:
+    """`begin_attempt`; with `account`, the account of that email is read by the same command."""
     now = clock.now()
     window = timedelta(seconds=settings.login_lockout_seconds)
     attempt = LoginAttempt(email=email, at=now, expires_at=now + window)
     await attempt.insert()
     recent: dict[str, Any] = {"email": email, "at": {"$gt": now - window}}
-    if await LoginAttempt.find(recent).count() <= settings.login_max_failures:
-        return
+    tries, user = await _count_tries(recent, account=account)
+    if tries <= settings.login_max_failures:
+        return user
     # A refused try is not a failure: it must not push the end of the lock-out further away,
     # so it is taken back - unless fewer than the limit's worth came before it in (at, _id)
     # order. In a burst every try may see all the others and be refused; were each taken
@@ -66,6 +72,32 @@ async def begin_attempt(*, email: str, settings: Settings) -> None:
         "Too many failed attempts for this email; try again later",
         {"Retry-After": str(await _retry_after(email=email, now=now, window=window))},
     )
+
+
+async def _count_tries(recent: dict[str, Any], *, account: bool) -> tuple[int, User | None]:
+    """How many tries `recent` matches (this one included, so at least one) and, with
+    `account`, the user of that email: one aggregation."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": recent},
+        {"$group": {"_id": "$email", "tries": {"$sum": 1}}},
+    ]
+    if account:
+        pipeline.append(
+            {
+                "$lookup": {
+                    "from": User.get_collection_name(),
+                    "localField": "_id",
+                    "foreignField": "email",
+                    "as": "user",
+                }
+            }
+        )
+    cursor = await LoginAttempt.get_pymongo_collection().aggregate(pipeline)
+    rows = await cursor.to_list(1)
+    if not rows:
+        return 0, None
+    users = rows[0].get("user") or []
+    return int(rows[0]["tries"]), User.model_validate(users[0]) if users else None
 
 
 async def _retry_after(*, email: str, now: datetime, window: timedelta) -> int:
@@ -134,8 +166,7 @@ async def login(
     if normalised is None or len(password) > MAX_LOGIN_PASSWORD:
         raise _invalid_credentials()
     email = normalised
-    await begin_attempt(email=email, settings=settings)
-    user = await User.find_one({"email": email})
+    user = await _attempt(email=email, settings=settings, account=True)
     ok, rehash = await hasher.verify(password, user.password_hash if user else None)
     if user is None or not ok:
         raise _invalid_credentials()
@@ -178,22 +209,49 @@ async def refresh(*, refresh_token: str, signer: TokenSigner) -> TokenPair:
     )
 
 
+async def _session_with_user(session_id: PydanticObjectId) -> tuple[Session, User] | None:
+    """The session and its user, in one command (an aggregation joining the user)."""
+    cursor = await Session.get_pymongo_collection().aggregate(
+        [
+            {"$match": {"_id": session_id}},
+            {"$limit": 1},
+            {
+                "$lookup": {
+                    "from": User.get_collection_name(),
+                    "localField": "user_id",
+                    "foreignField": "_id",
+                    "as": "user",
+                }
+            },
+        ]
+    )
+    rows = await cursor.to_list(1)
+    if not rows or not rows[0]["user"]:
+        return None
+    row = rows[0]
+    return Session.model_validate(row), User.model_validate(row["user"][0])
+
+
 async def authenticate(*, claims: AccessClaims) -> Authenticated:
-    """The user behind an access token, if its session is live and the user active."""
+    """The user behind an access token, if its session is live and the user active.
+
+    Session and user are read together, on every request: a logout, a deactivation or a
+    change of role takes effect on the very next one.
+    """
     now = clock.now()
     rejected = unauthorized("Invalid or expired token", "invalid_token")
     if not ObjectId.is_valid(claims.session_id) or not ObjectId.is_valid(claims.user_id):
         raise rejected
-    session = await Session.get(PydanticObjectId(claims.session_id))
+    found = await _session_with_user(PydanticObjectId(claims.session_id))
+    if found is None:
+        raise rejected
+    session, user = found
     if (
-        session is None
-        or str(session.user_id) != claims.user_id
+        str(session.user_id) != claims.user_id
         or session.revoked_at is not None
         or session.expires_at <= now
+        or not user.is_active
     ):
-        raise rejected
-    user = await User.get(session.user_id)
-    if user is None or not user.is_active:
         raise rejected
     if now - session.last_used_at > timedelta(minutes=1):
         # At most one write a minute per session, however busy it is.

@@ -14,6 +14,7 @@ callers decide what a miss means. Each transition has an inverse, and the undo s
 borrow that fails part-way are those inverses.
 """
 
+from datetime import datetime
 from typing import Any, Literal, TypedDict, cast
 
 from beanie import PydanticObjectId
@@ -30,6 +31,8 @@ LOANED: Place = "loaned_copies"
 # Every borrow adds one to the book's `loans_ever` (the stats ranking); an undone one takes it off.
 BORROWS = "loans_ever"
 BOOK_COUNTERS = ("total_copies", SHELF, LOANED, HELD)
+# On a reader: no active loan of theirs is due before it (see `take_loan_slot`).
+DUE_FROM = "loans_due_from"
 
 
 class Lent(TypedDict):
@@ -186,10 +189,33 @@ class Restock:
 # --- loan slots -------------------------------------------------------------------------------
 
 
-async def take_loan_slot(*, user_id: PydanticObjectId, limit: int) -> bool:
-    """Take one of the reader's `limit` loan slots; False when all are taken."""
+async def take_loan_slot(*, user_id: PydanticObjectId, limit: int, due_at: datetime) -> bool:
+    """Take one of the reader's `limit` loan slots, for a loan due at `due_at`; False when all
+    are taken.
+
+    `loans_due_from` follows: no active loan is due before it. The first slot sets it (the
+    counter only runs ahead of the loans, so none is active then); the next ones lower it;
+    returns leave it, still true. Unknown (None, as for a reader whose loans predate it) stays
+    unknown until the reader has no loan again.
+    """
+    due = {"$literal": due_at}
+    known = {"$ne": [{"$ifNull": [f"${DUE_FROM}", None]}, None]}
     taken = await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": {"$lt": limit}}, {"$inc": {"active_loans": 1}}
+        {"_id": user_id, "active_loans": {"$lt": limit}},
+        [
+            {
+                "$set": {
+                    "active_loans": {"$add": ["$active_loans", 1]},
+                    DUE_FROM: {
+                        "$cond": [
+                            {"$eq": ["$active_loans", 0]},
+                            due,
+                            {"$cond": [known, {"$min": [f"${DUE_FROM}", due]}, None]},
+                        ]
+                    },
+                }
+            }
+        ],
     )
     return taken.modified_count == 1
 
@@ -218,8 +244,10 @@ async def correct_book(*, book_id: Any, seen: dict[str, Any], expected: dict[str
 
 
 async def correct_loan_slots(*, user_id: Any, seen: Any, expected: int) -> bool:
-    """`correct_book` for a reader's `active_loans`."""
+    """`correct_book` for a reader's `active_loans`; what is known of their due dates is
+    forgotten too (a counter that fell behind the loans may have let it run ahead)."""
     done = await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": seen}, {"$set": {"active_loans": expected}}
+        {"_id": user_id, "active_loans": seen},
+        {"$set": {"active_loans": expected, DUE_FROM: None}},
     )
     return done.modified_count == 1

@@ -6,18 +6,23 @@ cut off between those writes (a return that closed the loan but never moved the 
 borrow whose compensation failed) leaves a counter no later request corrects.
 
 Requests in flight look like drift for a moment too: a borrow counts its copy before it
-writes the loan. So a repair only touches what it sees drifted the same way twice, a while
-apart, and writes with the counters it saw as the precondition: a request that moved them
-meanwhile makes the write miss rather than be undone, and the next round looks again.
+writes the loan. So a repair only touches what it sees drifted the same way twice, at least
+SETTLE_SECONDS apart (by `clock`), and writes with the counters it saw as the precondition: a
+request that moved them meanwhile makes the write miss rather than be undone, and the next
+look tries again. A `Watch` remembers what earlier looks saw: the command line looks a few
+times a second apart; the background job (notifications/scheduler.py) looks every
+CONSISTENCY_INTERVAL_SECONDS, and once more a second after a look that found new drift.
 """
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
 from bson import ObjectId
 
+from .. import clock
 from ..books.models import Book
 from ..config import Settings
 from ..copies import service as copies
@@ -28,6 +33,7 @@ from .models import Loan, LoanStatus
 
 # Long enough for any request caught between two of its writes to finish them.
 SETTLE_SECONDS = 1.0
+_SETTLE = timedelta(seconds=SETTLE_SECONDS)
 ROUNDS = 3
 _BOOK_COUNTERS = copies.BOOK_COUNTERS
 
@@ -174,30 +180,83 @@ async def _apply(drift: Drift, settings: Settings) -> bool:
     return True
 
 
+class Watch:
+    """Drift seen by earlier looks; a later look repairs what it sees drifted the same way.
+
+    One per process and job: another instance that takes the job over starts with an empty
+    watch, and needs one look more.
+    """
+
+    def __init__(self) -> None:
+        # (kind, id) -> (drift as seen, when it had been seen at the latest)
+        self._suspects: dict[tuple[str, Any], tuple[Drift, datetime]] = {}
+        self._reported: set[str] = set()
+
+    @property
+    def pending(self) -> int:
+        """How many drifted documents wait for a later look to confirm them."""
+        return len(self._suspects)
+
+    def settles_in(self) -> float:
+        """Seconds until every suspect may be confirmed by a look."""
+        if not self._suspects:
+            return 0.0
+        latest = max(seen for _, seen in self._suspects.values())
+        return max(0.0, (latest + _SETTLE - clock.now()).total_seconds())
+
+    def forget(self) -> None:
+        self._suspects.clear()
+
+    async def look(self, *, settings: Settings) -> tuple[list[str], list[str]]:
+        """Recompute once; (repairs made, drift newly found that no repair can settle).
+
+        Repaired: what an earlier look, SETTLE_SECONDS or more before, saw drifted the same
+        way. Each unrepairable drift is reported by the first look that finds it, not again.
+        """
+        began = clock.now()
+        found = await find_drift()
+        seen_at = clock.now()
+        repaired: list[str] = []
+        suspects: dict[tuple[str, Any], tuple[Drift, datetime]] = {}
+        unrepairable = {d.describe() for d in found if not d.repairable}
+        fresh = sorted(unrepairable - self._reported)
+        self._reported = unrepairable
+        for drift in found:
+            if not drift.repairable:
+                continue
+            key = (drift.kind, drift.id)
+            earlier = self._suspects.get(key)
+            if earlier is None or earlier[0] != drift:
+                suspects[key] = (drift, seen_at)
+            elif began - earlier[1] < _SETTLE:
+                suspects[key] = earlier
+            elif await _apply(drift, settings):
+                repaired.append(drift.describe())
+            else:
+                # Moved meanwhile: whatever it is now, a later look judges it afresh.
+                suspects[key] = (drift, seen_at)
+        self._suspects = suspects
+        return repaired, fresh
+
+
 async def repair(*, settings: Settings, progress: Callable[[str], None] | None = None) -> list[str]:
     """Set every drifted counter that stays drifted to its recomputed value; what was set.
 
     Drift that cannot be repaired (a missing book or user, more copies out than exist) is
     left alone; `check_consistency` still reports it afterwards.
     """
-    repaired: list[str] = []
-    suspects = [d for d in await find_drift() if d.repairable]
+    watch = Watch()
+    repaired, _ = await watch.look(settings=settings)
     for _ in range(ROUNDS):
-        if not suspects:
+        if not watch.pending:
             break
         if progress is not None:
             progress(
-                f"{len(suspects)} drifted document(s); looking again in {SETTLE_SECONDS:g} s "
-                "so that requests in flight can finish"
+                f"{watch.pending} drifted document(s); looking again in "
+                f"{SETTLE_SECONDS:g} s so that requests in flight can finish"
             )
-        await asyncio.sleep(SETTLE_SECONDS)
-        left: list[Drift] = []
-        for drift in await find_drift():
-            if not drift.repairable:
-                continue
-            if drift in suspects and await _apply(drift, settings):
-                repaired.append(drift.describe())
-            else:
-                left.append(drift)
-        suspects = left
+        # A little past it: a timer may fire a hair early, and `clock` keeps milliseconds.
+        await asyncio.sleep(watch.settles_in() + 0.01)
+        done, _ = await watch.look(settings=settings)
+        repaired.extend(done)
     return repaired

@@ -55,21 +55,27 @@ async def _has_overdue(user_id: PydanticObjectId, now: datetime) -> bool:
     return found is not None
 
 
-async def _slot_unless_overdue(borrower: User, now: datetime, limit: int) -> tuple[bool, bool]:
-    """(has overdue loans, took a loan slot), both asked at once.
+def _none_overdue(borrower: User, now: datetime) -> bool:
+    """Whether the reader, as read when the request began, can have no overdue loan.
 
-    The counter only ever runs ahead of the real active loans (taken before the loan is
-    written, given back after it is returned), so a reader whose counter was 0 when the
-    request began has no loan older than this request, hence none overdue.
+    Loans made since are not due yet, and renewals only push due dates later: so a reader
+    with no loan then (the counter only runs ahead of the loans), or none due before now,
+    has none overdue.
     """
+    due_from = borrower.loans_due_from
+    return borrower.active_loans == 0 or (due_from is not None and due_from >= now)
+
+
+async def _slot_unless_overdue(
+    borrower: User, now: datetime, limit: int, due_at: datetime
+) -> tuple[bool, bool]:
+    """(has overdue loans, took a loan slot), both asked at once; the overdue check only
+    when the reader's record cannot rule it out (`_none_overdue`)."""
     user_id = doc_id(borrower)
-    if borrower.active_loans == 0:
-        return False, await copies.take_loan_slot(user_id=user_id, limit=limit)
-    overdue, slot = await asyncio.gather(
-        _has_overdue(user_id, now),
-        copies.take_loan_slot(user_id=user_id, limit=limit),
-        return_exceptions=True,
-    )
+    take = copies.take_loan_slot(user_id=user_id, limit=limit, due_at=due_at)
+    if _none_overdue(borrower, now):
+        return False, await take
+    overdue, slot = await asyncio.gather(_has_overdue(user_id, now), take, return_exceptions=True)
     if isinstance(overdue, BaseException):
         if slot is True:
             await copies.release_loan_slot(user_id=user_id)
@@ -130,7 +136,7 @@ async def _refusal(book_id: PydanticObjectId, borrower: User, code: str) -> AppE
     if code == "has_overdue_loans":
         return _refused(code)
     # No copy is the refusal a crowd gets: spare it the read when the reader had no loans
-    # when the request began, so cannot have this one (see _slot_unless_overdue).
+    # when the request began, so cannot have this one (the counter runs ahead of the loans).
     may_have_it = code != "no_copies_available" or borrower.active_loans > 0
     reader = doc_id(borrower)
     if may_have_it and await has_active_loan(user_id=reader, book_id=book_id):
@@ -169,15 +175,17 @@ async def borrow(
 ) -> Loan:
     """Lend a copy to the actor (or, for a librarian, to the reader `user_id` names).
 
-    Three round trips in the common case: the reader's loan slot (with the overdue check
-    beside it), a copy, the loan itself.
+    Three commands in the common case: the reader's loan slot, a copy, the loan itself. The
+    overdue check is a fourth, sent beside the slot, only for a reader whose record cannot
+    rule it out (see `_none_overdue`).
     """
     borrower = await _borrower(actor=actor, user_id=user_id)
     reader = doc_id(borrower)
     now = clock.now()
     undo: list[Callable[[], Awaitable[object]]] = []
     try:
-        overdue, slot = await _slot_unless_overdue(borrower, now, settings.max_active_loans)
+        due_at = now + timedelta(days=settings.loan_days)
+        overdue, slot = await _slot_unless_overdue(borrower, now, settings.max_active_loans, due_at)
         if slot:
             undo.append(lambda: copies.release_loan_slot(user_id=reader))
         if overdue or not slot:
@@ -193,7 +201,7 @@ async def borrow(
             user_id=reader,
             book_title=book["title"],
             borrowed_at=now,
-            due_at=now + timedelta(days=settings.loan_days),
+            due_at=due_at,
         )
         try:
             await loan.insert()
@@ -203,9 +211,12 @@ async def borrow(
         for step in reversed(undo):
             try:
                 await step()
-            except Exception:
-                logger.exception(
-                    "could not undo a borrow step; check-consistency --repair mends it"
+            except Exception as exc:
+                logger.error(
+                    "could not undo a borrow step (%s: %s); the consistency check repairs "
+                    "it at its next run",
+                    type(exc).__name__,
+                    exc,
                 )
         raise
     return loan

@@ -1,4 +1,4 @@
-"""The periodic notification scan, a background task of every API instance.
+"""The periodic jobs of every API instance: the notification scan and the consistency check.
 
 The scan is a job over several domains (lapsed holds expire and their copies move on, then
 notifications are created and mailed), so it sits here, beside the routers, above the
@@ -8,23 +8,31 @@ domain, and no service of the notifications domain calls back into reservations.
 Each run first takes the `notification-scan` lease (free, expired or already its own), so
 one instance scans at a time; the holder keeps renewing it on each run, and another
 instance takes over once a holder stops renewing (it stopped or died) and the lease expires.
+
+The consistency check (its own `consistency-check` lease, every CONSISTENCY_INTERVAL_SECONDS)
+repairs the counters a request cut off between its writes left wrong, as
+`library-api check-consistency --repair` does: what it finds drifted it looks at again a
+second later, and repairs what stayed drifted the same way (loans/consistency.py).
 """
 
 import asyncio
 import logging
 import os
 import socket
+from collections.abc import Coroutine
 from contextlib import suppress
 from datetime import timedelta
 from uuid import uuid4
 
 from ..config import Settings
+from ..loans import consistency
 from ..reservations import service as reservations
 from . import lease, outbox, scan
 
 logger = logging.getLogger("library_api")
 
 SCAN_LEASE = "notification-scan"
+CONSISTENCY_LEASE = "consistency-check"
 # Beyond the interval, so the holder's next run renews the lease before anyone else may
 # take it, and long enough to cover a slow scan (SMTP timeouts included).
 LEASE_MARGIN = timedelta(minutes=2)
@@ -42,12 +50,43 @@ async def run_scan(*, settings: Settings) -> int:
     return created
 
 
-def start_scanner(*, settings: Settings) -> "asyncio.Task[None] | None":
-    """Start scanning every NOTIFY_INTERVAL_SECONDS (0: never, returns None)."""
-    if settings.notify_interval_seconds <= 0:
+async def run_consistency_check(
+    *, watch: consistency.Watch, holder: str, settings: Settings
+) -> list[str] | None:
+    """One look of the consistency check, if `holder` has the lease: the repairs it made.
+
+    None when another instance holds the lease (it runs the check; this watch forgets what it
+    saw). Each repair, and each drift no repair can settle, is logged once, on one line.
+    """
+    ttl = timedelta(seconds=settings.consistency_interval_seconds) + LEASE_MARGIN
+    if not await lease.take_lease(name=CONSISTENCY_LEASE, holder=holder, ttl=ttl):
+        watch.forget()
         return None
+    repaired, unrepairable = await watch.look(settings=settings)
+    for line in repaired:
+        logger.warning("consistency check repaired %s", line)
+    for line in unrepairable:
+        logger.error("consistency check cannot repair %s; a librarian must settle it", line)
+    return repaired
+
+
+def start_scanner(*, settings: Settings) -> "asyncio.Task[None] | None":
+    """Start the periodic jobs: the notification scan every NOTIFY_INTERVAL_SECONDS, the
+    consistency check every CONSISTENCY_INTERVAL_SECONDS (0: that one never; None when
+    neither runs)."""
+    jobs = []
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
-    return asyncio.create_task(_run(settings, holder), name="notification-scan")
+    if settings.notify_interval_seconds > 0:
+        jobs.append(_run(settings, holder))
+    if settings.consistency_interval_seconds > 0:
+        jobs.append(_check_consistency(settings, holder))
+    if not jobs:
+        return None
+    return asyncio.create_task(_together(*jobs), name="periodic-jobs")
+
+
+async def _together(*jobs: Coroutine[None, None, None]) -> None:
+    await asyncio.gather(*jobs)
 
 
 async def stop_scanner(task: "asyncio.Task[None] | None") -> None:
@@ -56,6 +95,30 @@ async def stop_scanner(task: "asyncio.Task[None] | None") -> None:
     task.cancel()
     with suppress(asyncio.CancelledError):
         await task
+
+
+async def _check_consistency(settings: Settings, holder: str) -> None:
+    interval = settings.consistency_interval_seconds
+    watch = consistency.Watch()
+    follow_ups = 0
+    try:
+        while True:
+            delay: float = interval
+            try:
+                await run_consistency_check(watch=watch, holder=holder, settings=settings)
+                if watch.pending and follow_ups < consistency.ROUNDS:
+                    # New drift, or a request in flight: look again once it has had its second.
+                    delay = min(interval, max(watch.settles_in(), consistency.SETTLE_SECONDS))
+                    follow_ups += 1
+                else:
+                    follow_ups = 0
+            except Exception as exc:
+                # One line (the database may be down for a while); the next run retries.
+                logger.error("consistency check failed: %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(delay)
+    finally:
+        with suppress(Exception):
+            await asyncio.wait_for(lease.release_lease(name=CONSISTENCY_LEASE, holder=holder), 2)
 
 
 async def _run(settings: Settings, holder: str) -> None:

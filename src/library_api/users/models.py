@@ -32,6 +32,9 @@ class User(Document):
     created_at: datetime
     # Moved with `$inc` and the limit in the filter, so parallel borrows cannot pass it.
     active_loans: int = 0
+    # No active loan of this reader is due before this (None: not known), moved with the loan
+    # slot, so a borrow can tell without a query that none is overdue (copies/service.py).
+    loans_due_from: datetime | None = None
 
     class Settings:
         name = "users"
