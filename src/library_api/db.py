@@ -34,6 +34,7 @@ DOMAINS = (
     "reservations",
     "notifications",
     "idempotency",
+    "fines",
 )
 
 # The account the embedded server admits; see EmbeddedServer.

@@ -24,6 +24,7 @@ from .deps import Runtime
 from .errors import install_handlers, responses
 from .files.backends import open_storage
 from .files.router import router as files_router
+from .fines.router import router as fines_router
 from .idempotency.middleware import IdempotencyMiddleware
 from .limits import LimitsMiddleware
 from .loans.router import router as loans_router
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         books_router,
         files_router,
         loans_router,
+        fines_router,
         reservations_router,
         notifications_router,
         stats_router,

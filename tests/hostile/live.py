@@ -76,6 +76,7 @@ def live_server(settings: Settings, folder: Path, **env: str) -> Iterator[Live]:
         "ARGON2_MEMORY_KIB": "64",
         "ARGON2_TIME_COST": "1",
         "NOTIFY_INTERVAL_SECONDS": "0",
+        "CONSISTENCY_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "INFO",
         **env,
     }

@@ -19,6 +19,8 @@ class Loan(Document):
     returned_at: datetime | None = None
     renewals: int = 0
     status: LoanStatus = LoanStatus.active
+    # The fine recorded at the return (fines/service.py), kept here so a list shows it.
+    fine_cents: int = 0
 
     class Settings:
         name = "loans"

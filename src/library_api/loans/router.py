@@ -2,12 +2,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from .. import clock
 from ..db import doc_id, object_id
-from ..deps import CurrentUser, LibrarianUser, RuntimeDep
+from ..deps import CurrentUser, LibrarianUser, Runtime, RuntimeDep
 from ..errors import AUTH, STAFF, responses
+from ..fines import service as fines
 from ..pagination import Page, Pagination
 from . import service
-from .models import Loan
+from .models import Loan, LoanStatus
 from .schemas import BorrowRequest, LoanFilter, LoanPublic
 
 router = APIRouter(tags=["loans"])
@@ -34,8 +36,16 @@ IdFilter = Annotated[
 ]
 
 
-def _page(paging: Pagination, loans: list[Loan], total: int) -> Page[LoanPublic]:
-    return paging.wrap([LoanPublic.of(loan) for loan in loans], total)
+def _public(loan: Loan, runtime: Runtime) -> LoanPublic:
+    if loan.status != LoanStatus.active:
+        return LoanPublic.of(loan)
+    # An overdue loan shows the fine it would carry if returned now.
+    owed = fines.fine_cents(due_at=loan.due_at, returned_at=clock.now(), settings=runtime.settings)
+    return LoanPublic.of(loan, fine_cents=owed)
+
+
+def _page(paging: Pagination, loans: list[Loan], total: int, runtime: Runtime) -> Page[LoanPublic]:
+    return paging.wrap([_public(loan, runtime) for loan in loans], total)
 
 
 @router.post(
@@ -47,6 +57,7 @@ def _page(paging: Pagination, loans: list[Loan], total: int) -> Page[LoanPublic]
         "forbidden",
         "not_found",
         "has_overdue_loans",
+        "fines_outstanding",
         "already_borrowed",
         "loan_limit_reached",
         "no_copies_available",
@@ -69,7 +80,7 @@ async def borrow_book(
         user_id=body.user_id if body else None,
         settings=runtime.settings,
     )
-    return LoanPublic.of(loan)
+    return _public(loan, runtime)
 
 
 @router.post(
@@ -82,7 +93,7 @@ async def return_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
     loan = await service.return_book(
         book_id=object_id(book_id, "Book"), user=user, settings=runtime.settings
     )
-    return LoanPublic.of(loan)
+    return _public(loan, runtime)
 
 
 @router.get(
@@ -92,12 +103,12 @@ async def return_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
     summary="Your loans, newest first",
 )
 async def list_my_loans(
-    user: CurrentUser, paging: Pagination, status: LoanFilter | None = None
+    user: CurrentUser, runtime: RuntimeDep, paging: Pagination, status: LoanFilter | None = None
 ) -> Page[LoanPublic]:
     loans, total = await service.list_loans(
         user_id=doc_id(user), book_id=None, status=status, skip=paging.skip, limit=paging.page_size
     )
-    return _page(paging, loans, total)
+    return _page(paging, loans, total, runtime)
 
 
 @router.get(
@@ -108,6 +119,7 @@ async def list_my_loans(
 )
 async def list_loans(
     _: LibrarianUser,
+    runtime: RuntimeDep,
     paging: Pagination,
     user_id: IdFilter = None,
     book_id: IdFilter = None,
@@ -120,7 +132,7 @@ async def list_loans(
         skip=paging.skip,
         limit=paging.page_size,
     )
-    return _page(paging, loans, total)
+    return _page(paging, loans, total, runtime)
 
 
 @router.get(
@@ -129,8 +141,9 @@ async def list_loans(
     responses=responses(*AUTH, "not_found"),
     summary="A loan (its reader or a librarian)",
 )
-async def get_loan(loan_id: str, user: CurrentUser) -> LoanPublic:
-    return LoanPublic.of(await service.get_loan(loan_id=object_id(loan_id, "Loan"), actor=user))
+async def get_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> LoanPublic:
+    loan = await service.get_loan(loan_id=object_id(loan_id, "Loan"), actor=user)
+    return _public(loan, runtime)
 
 
 @router.post(
@@ -143,7 +156,7 @@ async def return_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
     loan = await service.return_loan(
         loan_id=object_id(loan_id, "Loan"), actor=user, settings=runtime.settings
     )
-    return LoanPublic.of(loan)
+    return _public(loan, runtime)
 
 
 @router.post(
@@ -156,6 +169,7 @@ async def return_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
         "renewal_limit_reached",
         "loan_overdue",
         "reserved_by_others",
+        "fines_outstanding",
     ),
     summary="Renew a loan (its reader or a librarian)",
     description="`409` codes: `already_returned`, `renewal_limit_reached`, `loan_overdue` "
@@ -166,4 +180,4 @@ async def renew_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> Lo
     loan = await service.renew(
         loan_id=object_id(loan_id, "Loan"), actor=user, settings=runtime.settings
     )
-    return LoanPublic.of(loan)
+    return _public(loan, runtime)

@@ -40,6 +40,7 @@ class LoanPublic(BaseModel):
                     "renewals": 0,
                     "status": "active",
                     "overdue": False,
+                    "fine_cents": 0,
                 }
             ]
         }
@@ -55,9 +56,12 @@ class LoanPublic(BaseModel):
     renewals: int
     status: LoanStatus
     overdue: bool
+    # Active and overdue: the fine it would carry if returned now; returned: the fine recorded
+    # at its return; otherwise 0 (contract: Fines).
+    fine_cents: int
 
     @classmethod
-    def of(cls, loan: Loan) -> "LoanPublic":
+    def of(cls, loan: Loan, *, fine_cents: int = 0) -> "LoanPublic":
         return cls(
             id=str(loan.id),
             book_id=str(loan.book_id),
@@ -68,5 +72,6 @@ class LoanPublic(BaseModel):
             returned_at=loan.returned_at,
             renewals=loan.renewals,
             status=loan.status,
+            fine_cents=loan.fine_cents if loan.status == LoanStatus.returned else fine_cents,
             overdue=loan.status == LoanStatus.active and loan.due_at < clock.now(),
         )

@@ -23,6 +23,7 @@ from ..config import Settings
 from ..copies import service as copies
 from ..db import doc_id, object_id
 from ..errors import AppError, not_found
+from ..fines import service as fines
 from ..reservations import service as reservations
 from ..users.models import Role, User
 from .models import Loan, LoanStatus
@@ -188,9 +189,12 @@ async def borrow(
         overdue, slot = await _slot_unless_overdue(borrower, now, settings.max_active_loans, due_at)
         if slot:
             undo.append(lambda: copies.release_loan_slot(user_id=reader))
-        if overdue or not slot:
-            code = "has_overdue_loans" if overdue else "loan_limit_reached"
-            raise await _refusal(book_id, borrower, code)
+        if overdue:
+            raise await _refusal(book_id, borrower, "has_overdue_loans")
+        # Second in precedence: only a reader with no overdue loan hears about fines.
+        await fines.check_not_blocked(user_id=reader, settings=settings)
+        if not slot:
+            raise await _refusal(book_id, borrower, "loan_limit_reached")
         taken = await _take_copy(book_id=book_id, user_id=reader, settings=settings)
         if taken is None:
             raise await _refusal(book_id, borrower, "no_copies_available")
@@ -232,12 +236,32 @@ async def _close(query: dict[str, Any]) -> Loan | None:
 
 
 async def _hand_on(loan: Loan, settings: Settings) -> None:
-    """After a return: the reader's slot frees, the copy goes to the queue or the shelf."""
-
-    await asyncio.gather(
+    """After a return: the reader's slot frees, the copy goes to the queue or the shelf, and
+    a late return is fined (once: only the request whose update returned the loan gets here).
+    """
+    _, _, fine = await asyncio.gather(
         copies.release_loan_slot(user_id=loan.user_id),
         reservations.hand_on_returned_copy(book_id=loan.book_id, settings=settings),
+        _fine(loan, settings),
     )
+    loan.fine_cents = fine
+
+
+async def _fine(loan: Loan, settings: Settings) -> int:
+    assert loan.returned_at is not None
+    amount = await fines.charge_late_return(
+        loan_id=doc_id(loan),
+        user_id=loan.user_id,
+        book_title=loan.book_title,
+        due_at=loan.due_at,
+        returned_at=loan.returned_at,
+        settings=settings,
+    )
+    if amount:
+        await Loan.get_pymongo_collection().update_one(
+            {"_id": loan.id}, {"$set": {"fine_cents": amount}}
+        )
+    return amount
 
 
 async def return_book(*, book_id: PydanticObjectId, user: User, settings: Settings) -> Loan:
@@ -291,6 +315,8 @@ async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -
             raise AppError(409, "renewal_limit_reached", "This loan cannot be renewed again")
         if loan.due_at < now and not actor.role.at_least(Role.librarian):
             raise AppError(409, "loan_overdue", "An overdue loan is renewed only by a librarian")
+        if not actor.role.at_least(Role.librarian):
+            await fines.check_not_blocked(user_id=loan.user_id, settings=settings)
         if await reservations.others_waiting(book_id=loan.book_id, user_id=loan.user_id):
             raise AppError(409, "reserved_by_others", "Other readers are waiting for this book")
         # The state read above is the precondition: a concurrent renewal or return makes

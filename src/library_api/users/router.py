@@ -5,6 +5,7 @@ from fastapi import APIRouter, Query, status
 from ..db import doc_id, object_id
 from ..deps import AdminUser, CurrentAuth, CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import AUTH, STAFF, responses
+from ..fines import service as fines
 from ..pagination import Page, Pagination
 from . import service
 from .models import Role
@@ -16,7 +17,13 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.get("/me", response_model=UserMe, responses=responses(*AUTH), summary="Your account")
 async def read_me(user: CurrentUser) -> UserMe:
     active, overdue = await service.loan_counts(user_id=doc_id(user))
-    return UserMe(**UserPublic.of(user).model_dump(), active_loans=active, overdue_loans=overdue)
+    due = await fines.open_balance(user_id=doc_id(user))
+    return UserMe(
+        **UserPublic.of(user).model_dump(),
+        active_loans=active,
+        overdue_loans=overdue,
+        fines_due_cents=due,
+    )
 
 
 @router.patch(

@@ -77,6 +77,7 @@ class UserMe(UserPublic):
                     "created_at": "2026-11-02T09:30:00Z",
                     "active_loans": 2,
                     "overdue_loans": 0,
+                    "fines_due_cents": 0,
                 }
             ]
         }
@@ -84,6 +85,8 @@ class UserMe(UserPublic):
 
     active_loans: int
     overdue_loans: int
+    # The sum of the caller's open fine balances (contract: Fines).
+    fines_due_cents: int
 
 
 class UserRegister(BaseModel):

@@ -1,0 +1,205 @@
+"""Fines for late returns: charged once at the return, paid in parts, or waived.
+
+Every write is one update conditional on the fine's state, so parallel returns charge once
+(the fine's id is the loan's) and parallel payments never take more than the balance.
+"""
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from beanie import PydanticObjectId
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from .. import clock
+from ..config import Settings
+from ..errors import AppError, not_found
+from .models import Fine, FineStatus, Payment, Waiver
+
+DAY = timedelta(days=1)
+
+
+def fine_cents(*, due_at: datetime, returned_at: datetime, settings: Settings) -> int:
+    """Days late (a started 24-hour period counts whole) x the daily fine, capped per loan."""
+    late = returned_at - due_at
+    if late <= timedelta(0) or settings.fine_per_day_cents <= 0:
+        return 0
+    days = math.ceil(late / DAY)
+    return min(days * settings.fine_per_day_cents, settings.fine_max_cents)
+
+
+async def charge_late_return(
+    *,
+    loan_id: PydanticObjectId,
+    user_id: PydanticObjectId,
+    book_title: str,
+    due_at: datetime,
+    returned_at: datetime,
+    settings: Settings,
+) -> int:
+    """Records the fine of a loan just returned (if late); returns its amount.
+
+    A second call for the same loan (a repair, a race) finds the fine there and changes
+    nothing: the amount it returns is the one recorded.
+    """
+    amount = fine_cents(due_at=due_at, returned_at=returned_at, settings=settings)
+    if amount == 0:
+        return 0
+    now = clock.now()
+    fine = Fine(
+        id=loan_id,
+        user_id=user_id,
+        book_title=book_title,
+        amount_cents=amount,
+        balance_cents=amount,
+        currency=settings.currency,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        await fine.insert()
+    except DuplicateKeyError:
+        existing = await Fine.get(loan_id)
+        return existing.amount_cents if existing else 0
+    return amount
+
+
+async def recorded(*, loan_ids: list[PydanticObjectId]) -> dict[PydanticObjectId, int]:
+    """The fine recorded for each of these loans that has one."""
+    if not loan_ids:
+        return {}
+    found = Fine.get_pymongo_collection().find({"_id": {"$in": loan_ids}}, {"amount_cents": 1})
+    return {doc["_id"]: doc["amount_cents"] async for doc in found}
+
+
+async def open_balance(*, user_id: PydanticObjectId) -> int:
+    """The sum of the reader's open balances."""
+    rows = await Fine.get_pymongo_collection().aggregate(
+        [
+            {"$match": {"user_id": user_id, "status": FineStatus.open.value}},
+            {"$group": {"_id": None, "due": {"$sum": "$balance_cents"}}},
+        ]
+    )
+    async for row in rows:
+        return int(row["due"])
+    return 0
+
+
+async def check_not_blocked(*, user_id: PydanticObjectId, settings: Settings) -> None:
+    """409 fines_outstanding when the reader's open balance reaches FINE_BLOCK_CENTS."""
+    if settings.fine_block_cents <= 0 or settings.fine_per_day_cents <= 0:
+        return
+    if await open_balance(user_id=user_id) >= settings.fine_block_cents:
+        raise fines_outstanding(settings)
+
+
+def fines_outstanding(settings: Settings) -> AppError:
+    return AppError(
+        409,
+        "fines_outstanding",
+        f"Open fines of {settings.fine_block_cents} cents or more must be settled first",
+    )
+
+
+def _closed() -> AppError:
+    return AppError(409, "fine_closed", "This fine is already paid or waived")
+
+
+async def pay(*, fine_id: PydanticObjectId, amount_cents: int, by: PydanticObjectId) -> Fine:
+    now = clock.now()
+    payment = Payment(amount_cents=amount_cents, by=by, at=now)
+    raw = await Fine.get_pymongo_collection().find_one_and_update(
+        # The precondition: open, and owing at least this much.
+        {"_id": fine_id, "status": FineStatus.open.value, "balance_cents": {"$gte": amount_cents}},
+        {
+            "$inc": {"paid_cents": amount_cents, "balance_cents": -amount_cents},
+            "$push": {"payments": payment.model_dump()},
+            "$set": {"updated_at": now},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        fine = await _existing(fine_id)
+        if fine.status != FineStatus.open:
+            raise _closed()
+        raise _over_balance(fine.balance_cents)
+    if raw["balance_cents"] == 0:
+        raw = await _settle(fine_id, now) or raw
+    return _fine(raw)
+
+
+async def _settle(fine_id: PydanticObjectId, now: datetime) -> dict[str, Any] | None:
+    result: dict[str, Any] | None = await Fine.get_pymongo_collection().find_one_and_update(
+        {"_id": fine_id, "status": FineStatus.open.value, "balance_cents": 0},
+        {"$set": {"status": FineStatus.paid.value, "updated_at": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return result
+
+
+def _over_balance(balance: int) -> AppError:
+    # As FastAPI's own 422s: the amount is checked against the balance it may not exceed.
+    return AppError(
+        422, "validation_error", f"amount_cents must be between 1 and the balance, {balance}"
+    )
+
+
+async def waive(*, fine_id: PydanticObjectId, reason: str, by: PydanticObjectId) -> Fine:
+    # The balance waived is the one read; a payment landing in between makes the update miss
+    # and the waiver is tried again on the new balance.
+    for _ in range(5):
+        fine = await _existing(fine_id)
+        if fine.status != FineStatus.open:
+            raise _closed()
+        now = clock.now()
+        waiver = Waiver(amount_cents=fine.balance_cents, by=by, at=now, reason=reason)
+        raw = await Fine.get_pymongo_collection().find_one_and_update(
+            {"_id": fine_id, "status": FineStatus.open.value, "balance_cents": fine.balance_cents},
+            {
+                "$inc": {"waived_cents": fine.balance_cents},
+                "$set": {
+                    "balance_cents": 0,
+                    "status": FineStatus.waived.value,
+                    "waiver": waiver.model_dump(),
+                    "updated_at": now,
+                },
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if raw is not None:
+            return _fine(raw)
+    raise AppError(409, "fine_busy", "The fine is changing; try again")
+
+
+def _fine(raw: dict[str, Any]) -> Fine:
+    fine: Fine = Fine.model_validate(raw)
+    return fine
+
+
+async def _existing(fine_id: PydanticObjectId) -> Fine:
+    fine = await Fine.get(fine_id)
+    if fine is None:
+        raise not_found("Fine")
+    return fine
+
+
+async def get_fine(*, fine_id: PydanticObjectId) -> Fine:
+    return await _existing(fine_id)
+
+
+async def list_fines(
+    *,
+    user_id: PydanticObjectId | None,
+    status: FineStatus | None,
+    skip: int,
+    limit: int,
+) -> tuple[list[Fine], int]:
+    query: dict[str, Any] = {}
+    if user_id is not None:
+        query["user_id"] = user_id
+    if status is not None:
+        query["status"] = status.value
+    total = await Fine.find(query).count()
+    fines = await Fine.find(query).sort("-created_at", "-_id").skip(skip).limit(limit).to_list()
+    return fines, total
