@@ -220,6 +220,14 @@ async def take_loan_slot(*, user_id: PydanticObjectId, limit: int, due_at: datet
     return taken.modified_count == 1
 
 
+async def note_due_date(*, user_id: PydanticObjectId, due_at: datetime) -> None:
+    """A loan of the reader's now falls due at `due_at` (a librarian's correction): the
+    reader's `loans_due_from` bound comes down to it if it was later, so it stays true."""
+    await User.get_pymongo_collection().update_one(
+        {"_id": user_id, DUE_FROM: {"$gt": due_at}}, {"$set": {DUE_FROM: due_at}}
+    )
+
+
 async def release_loan_slot(*, user_id: PydanticObjectId) -> bool:
     """Inverse of `take_loan_slot`: at a return, or to undo a borrow."""
     released = await User.get_pymongo_collection().update_one(

@@ -10,7 +10,7 @@ from ..fines import service as fines
 from ..pagination import Page, Pagination
 from . import service
 from .models import Loan, LoanStatus
-from .schemas import BorrowRequest, LoanFilter, LoanPublic
+from .schemas import BorrowRequest, DueDateChange, LoanFilter, LoanPublic
 
 router = APIRouter(tags=["loans"])
 
@@ -143,6 +143,22 @@ async def list_loans(
 )
 async def get_loan(loan_id: str, user: CurrentUser, runtime: RuntimeDep) -> LoanPublic:
     loan = await service.get_loan(loan_id=object_id(loan_id, "Loan"), actor=user)
+    return _public(loan, runtime)
+
+
+@router.patch(
+    "/loans/{loan_id}",
+    response_model=LoanPublic,
+    responses=responses(*STAFF, "not_found", "already_returned"),
+    summary="Correct or extend a loan's due date (librarian)",
+    description="The new due date may lie in the past (a correction) but must be after the "
+    "loan was borrowed, else 422. It is not a renewal; overdue state, notices and the fine at "
+    "the return follow it. A returned loan cannot change: 409 already_returned.",
+)
+async def change_due_date(
+    loan_id: str, body: DueDateChange, _: LibrarianUser, runtime: RuntimeDep
+) -> LoanPublic:
+    loan = await service.set_due_date(loan_id=object_id(loan_id, "Loan"), due_at=body.due_at)
     return _public(loan, runtime)
 
 

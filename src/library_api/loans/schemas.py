@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .. import clock
 from .models import Loan, LoanStatus
@@ -23,6 +23,13 @@ class BorrowRequest(BaseModel):
         description="The reader to check out for (librarian); left out: the caller",
         examples=["6650f0a1c4b5d6e7f8091a2b"],
     )
+
+
+class DueDateChange(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"due_at": "2026-12-21T10:00:00Z"}]})
+
+    # With a UTC offset, as every time of the API; it may lie in the past (a correction).
+    due_at: AwareDatetime
 
 
 class LoanPublic(BaseModel):

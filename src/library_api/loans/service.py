@@ -303,6 +303,32 @@ async def return_loan(*, loan_id: PydanticObjectId, actor: User, settings: Setti
     return loan
 
 
+async def set_due_date(*, loan_id: PydanticObjectId, due_at: datetime) -> Loan:
+    """A librarian's correction or extension of an active loan's due date (not a renewal).
+
+    Overdue state, notices and the fine at its return all follow the loan's `due_at`.
+    """
+    loans = Loan.get_pymongo_collection()
+    raw = await loans.find_one({"_id": loan_id}, {"borrowed_at": 1, "status": 1, "user_id": 1})
+    if raw is None:
+        raise not_found("Loan")
+    if raw["status"] != ACTIVE:
+        raise _already_returned()
+    if due_at <= raw["borrowed_at"]:
+        raise AppError(422, "validation_error", "due_at must be after the loan's borrowed_at")
+    # The reader's due-date bound first: between the two writes it is merely low, never wrong.
+    await copies.note_due_date(user_id=raw["user_id"], due_at=due_at)
+    changed = await loans.find_one_and_update(
+        {"_id": loan_id, "status": ACTIVE},
+        {"$set": {"due_at": due_at}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if changed is None:
+        raise _already_returned()
+    loan: Loan = Loan.model_validate(changed)
+    return loan
+
+
 async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -> Loan:
     """Move the due date LOAN_DAYS past the later of now and the current due date."""
     loans = Loan.get_pymongo_collection()
