@@ -161,7 +161,7 @@ def check_consistency(args: argparse.Namespace) -> None:
         if args.repair:
             for line in await consistency.repair(settings=settings, progress=progress):
                 print(f"repaired {line}", flush=True)
-        drift.extend(await consistency.check_consistency())
+        drift.extend(await consistency.check_consistency(settings=settings))
 
     _run(settings, work)
     for line in drift:

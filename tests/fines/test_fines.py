@@ -8,12 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from httpx2 import Response
 from starlette.testclient import TestClient
 
 from library_api import clock
 from tests.conftest import Account
-from tests.loans.support import API, Desk
+from tests.loans.support import API, Desk, run_cli
 
 PER_DAY = 50
 MAX = 400
@@ -224,3 +225,33 @@ def test_an_open_balance_over_the_block_stops_borrowing_and_renewing(
     # Paid, borrowing works again.
     assert _pay(desk, librarian, fine["id"], 50).json()["status"] == "paid"
     assert desk.borrow(member, other).status_code == 201
+
+
+def test_check_consistency_covers_fines_and_repairs_a_missing_one(
+    desk: Desk,
+    member: Account,
+    librarian: Account,
+    fines_on: None,
+    raw_db: Any,
+    client: TestClient,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fine = _fine(desk, member)
+    _pay(desk, librarian, fine["id"], 30)
+    for name, value in (("FINE_PER_DAY_CENTS", PER_DAY), ("FINE_MAX_CENTS", MAX)):
+        monkeypatch.setenv(name, str(value))
+    assert run_cli(client, settings, monkeypatch, "check-consistency")[0] == 0
+    # A balance that does not add up, and a late return whose fine was never recorded.
+    raw_db.fines.update_one({}, {"$set": {"balance_cents": 5}})
+    book, loan = _late_loan(desk, member, timedelta(days=1))
+    charged = desk.give_back(member, book).json()["fine_cents"]
+    raw_db.fines.delete_one({"_id": ObjectId(loan["id"])})
+    raw_db.loans.update_one({"_id": ObjectId(loan["id"])}, {"$set": {"fine_cents": 0}})
+    status, output = run_cli(client, settings, monkeypatch, "check-consistency")
+    assert status == 1
+    assert f"fine {fine['id']}: balance 5" in output
+    assert f"loan {loan['id']}: returned late with no fine" in output
+    status, output = run_cli(client, settings, monkeypatch, "check-consistency", "--repair")
+    assert f"loan {loan['id']}: fine of {charged} recorded" in output
+    assert raw_db.fines.count_documents({}) == 2

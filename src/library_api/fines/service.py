@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from .. import clock
 from ..config import Settings
 from ..errors import AppError, not_found
+from ..loans.models import Loan, LoanStatus
 from .models import Fine, FineStatus, Payment, Waiver
 
 DAY = timedelta(days=1)
@@ -203,3 +204,62 @@ async def list_fines(
     total = await Fine.find(query).count()
     fines = await Fine.find(query).sort("-created_at", "-_id").skip(skip).limit(limit).to_list()
     return fines, total
+
+
+async def drift(*, settings: Settings) -> list[str]:
+    """What check-consistency reports of fines: a balance that is not amount - paid -
+    waived (or a status that does not match it), and, while fines are on, a loan returned
+    late with no fine (a return cut off before its fine was recorded)."""
+    lines: list[str] = []
+    async for fine in Fine.get_pymongo_collection().find(
+        {}, {"amount_cents": 1, "paid_cents": 1, "waived_cents": 1, "balance_cents": 1, "status": 1}
+    ):
+        owed = fine["amount_cents"] - fine["paid_cents"] - fine["waived_cents"]
+        closed = fine["status"] != FineStatus.open.value
+        if fine["balance_cents"] != owed or closed != (owed == 0):
+            lines.append(
+                f"fine {fine['_id']}: balance {fine['balance_cents']}, status {fine['status']}"
+                f" (amount {fine['amount_cents']} - paid {fine['paid_cents']} - waived "
+                f"{fine['waived_cents']} = {owed})"
+            )
+    lines.extend(
+        f"loan {loan['_id']}: returned late with no fine" for loan in await _unfined(settings)
+    )
+    return lines
+
+
+async def _unfined(settings: Settings) -> list[dict[str, Any]]:
+    if settings.fine_per_day_cents <= 0:
+        return []
+    late: list[dict[str, Any]] = []
+    returned = Loan.get_pymongo_collection().find(
+        {"status": LoanStatus.returned.value, "fine_cents": {"$in": [0, None]}},
+        {"due_at": 1, "returned_at": 1, "user_id": 1, "book_title": 1},
+    )
+    async for loan in returned:
+        if loan.get("user_id") is not None and loan["returned_at"] > loan["due_at"]:
+            late.append(loan)
+    if not late:
+        return []
+    fined = await recorded(loan_ids=[loan["_id"] for loan in late])
+    return [loan for loan in late if loan["_id"] not in fined]
+
+
+async def repair_missing(*, settings: Settings) -> list[str]:
+    """Records the fine of every loan returned late without one (idempotent: a fine's id is
+    its loan's, so a return finishing meanwhile cannot make a second)."""
+    repaired = []
+    for loan in await _unfined(settings):
+        amount = await charge_late_return(
+            loan_id=loan["_id"],
+            user_id=loan["user_id"],
+            book_title=loan["book_title"],
+            due_at=loan["due_at"],
+            returned_at=loan["returned_at"],
+            settings=settings,
+        )
+        await Loan.get_pymongo_collection().update_one(
+            {"_id": loan["_id"]}, {"$set": {"fine_cents": amount}}
+        )
+        repaired.append(f"loan {loan['_id']}: fine of {amount} recorded")
+    return repaired

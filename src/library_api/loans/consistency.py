@@ -26,6 +26,7 @@ from .. import clock
 from ..books.models import Book
 from ..config import Settings
 from ..copies import service as copies
+from ..fines import service as fines
 from ..reservations import service as reservations
 from ..reservations.models import Reservation, ReservationStatus
 from ..users.models import User
@@ -158,9 +159,10 @@ async def find_drift() -> list[Drift]:
     return drift
 
 
-async def check_consistency() -> list[str]:
-    """Every counter that differs from the loans and reservations, described."""
-    return [d.describe() for d in await find_drift()]
+async def check_consistency(*, settings: Settings) -> list[str]:
+    """Every counter that differs from the loans and reservations, and every fine that does
+    not add up or is missing, described."""
+    return [d.describe() for d in await find_drift()] + await fines.drift(settings=settings)
 
 
 async def _apply(drift: Drift, settings: Settings) -> bool:
@@ -259,4 +261,4 @@ async def repair(*, settings: Settings, progress: Callable[[str], None] | None =
         await asyncio.sleep(watch.settles_in() + 0.01)
         done, _ = await watch.look(settings=settings)
         repaired.extend(done)
-    return repaired
+    return repaired + await fines.repair_missing(settings=settings)

@@ -25,6 +25,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 from ..config import Settings
+from ..fines import service as fines
 from ..loans import consistency
 from ..reservations import service as reservations
 from . import lease, outbox, scan
@@ -63,6 +64,7 @@ async def run_consistency_check(
         watch.forget()
         return None
     repaired, unrepairable = await watch.look(settings=settings)
+    repaired += await fines.repair_missing(settings=settings)
     for line in repaired:
         logger.warning("consistency check repaired %s", line)
     for line in unrepairable:
