@@ -36,8 +36,8 @@ class SerialStage:
     def __init__(self, work: Callable[[Batch], Awaitable[object]]) -> None:
         self._work = work
         self._queue: deque[tuple[Batch, asyncio.Future[None]]] = deque()
-        # One task works through the queue while it is not empty: a task per batch cost the
-        # event loop ~15 % more per upload.
+        # One task works through the queue while it is not empty, which costs the event loop
+        # less than a task per batch (bench/README.md).
         self._runner: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
         self._stopped = False

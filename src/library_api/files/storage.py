@@ -30,16 +30,14 @@ BATCH_BYTES = 1 << 20
 # Batches handed over but not yet stored: enough to ride out a slow write. A batch closes
 # once it holds 1 MiB, so with 1 MiB messages this is 4-8 MiB per upload.
 PIPELINE_DEPTH = 4
-# Each write(2) stays this small: on the bench machine (Linux 6.18, ext4) 1-2 MiB writes
-# cost up to 3x the CPU of 256 KiB ones (bench/README.md).
+# Each write(2) stays this small: larger writes cost more CPU per byte (bench/README.md).
 WRITE_BYTES = 256 * 1024
 TEMP_PREFIX = ".tmp-"
 # Temporary files this old belong to an instance that died mid-upload.
 STALE_TEMP_SECONDS = 24 * 3600
 # Like most web stacks, a committed upload is left to the kernel's write-back (about 30 s):
-# an fsync per commit halved the upload throughput on the bench's virtual
-# disk (bench/README.md). The rename is atomic either way, and the sha256 kept in the
-# database tells a file cut short by a power cut.
+# an fsync per commit costs throughput (bench/README.md) that the atomic rename and the sha256
+# kept in the database (which tells a file cut short by a power cut) make unnecessary.
 SYNC_ON_COMMIT = False
 
 
@@ -91,7 +89,7 @@ class BatchingWriter:
     def __init__(self) -> None:
         self.size = 0
         self._hash = hashlib.sha256()
-        # The chunks as received: copying them into one buffer cost the event loop ~15 %.
+        # The chunks as received, so the event loop never copies them.
         self._pieces: list[bytes] = []
         self._buffered = 0
         self._pipeline = Pipeline(PIPELINE_DEPTH)
