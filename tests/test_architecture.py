@@ -7,7 +7,7 @@ import each other too (they hold entry points, documents or plumbing, not rules)
     entry points (open)    main, cli, deps, server, middleware, limits, openapi, every router,
                            idempotency/middleware, notifications/scheduler (the periodic job),
                            books/demo (`seed-demo`)
-    accounts, catalogue    users, books, stats
+    accounts, catalogue    users, books, stats, privacy (retention, export, erasure)
     sign-in                auth
     circulation            loans (borrow, return, renew; the consistency checker)
     the queue              reservations
@@ -59,7 +59,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
         ),
         True,
     ),
-    ("accounts, catalogue", frozenset({"users", "books", "stats"}), False),
+    ("accounts, catalogue", frozenset({"users", "books", "stats", "privacy"}), False),
     ("sign-in", frozenset({"auth"}), False),
     ("circulation", frozenset({"loans"}), False),
     ("the queue", frozenset({"reservations"}), False),

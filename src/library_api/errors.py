@@ -88,6 +88,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "body_timeout": (408, "The request body stopped arriving"),
     "email_taken": (409, "An account with this email already exists"),
     "last_admin": (409, "The last active admin cannot be demoted or deactivated"),
+    "has_active_loans": (409, "Books are still out on this account"),
     "isbn_taken": (409, "A book with this ISBN is already catalogued"),
     "copies_in_use": (
         409,

@@ -27,6 +27,7 @@ from uuid import uuid4
 from ..config import Settings
 from ..fines import service as fines
 from ..loans import consistency
+from ..privacy import service as privacy
 from ..reservations import service as reservations
 from . import lease, outbox, scan
 
@@ -48,6 +49,7 @@ async def run_scan(*, settings: Settings) -> int:
     created = await scan.create_missing()
     if settings.smtp_url:
         await outbox.send_pending_mail(settings=settings)
+    await privacy.anonymise_history(settings=settings)
     return created
 
 

@@ -30,6 +30,8 @@ class User(Document):
     role: Role = Role.member
     is_active: bool = True
     created_at: datetime
+    # The reader asked to keep their loan history past HISTORY_RETENTION_DAYS (privacy/).
+    keep_history: bool = False
     # Moved with `$inc` and the limit in the filter, so parallel borrows cannot pass it.
     active_loans: int = 0
     # No active loan of this reader is due before this (None: not known), moved with the loan

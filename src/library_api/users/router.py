@@ -1,15 +1,26 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import StreamingResponse
 
+from .. import clock
 from ..db import doc_id, object_id
 from ..deps import AdminUser, CurrentAuth, CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import AUTH, STAFF, responses
 from ..fines import service as fines
 from ..pagination import Page, Pagination
+from ..privacy import service as privacy
 from . import service
 from .models import Role
-from .schemas import PasswordChange, UserAdminUpdate, UserCreate, UserMe, UserPublic, UserSelfUpdate
+from .schemas import (
+    AccountErasure,
+    PasswordChange,
+    UserAdminUpdate,
+    UserCreate,
+    UserMe,
+    UserPublic,
+    UserSelfUpdate,
+)
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -27,10 +38,79 @@ async def read_me(user: CurrentUser) -> UserMe:
 
 
 @router.patch(
-    "/me", response_model=UserPublic, responses=responses(*AUTH), summary="Change your name"
+    "/me",
+    response_model=UserPublic,
+    responses=responses(*AUTH),
+    summary="Change your name, or whether your loan history is kept",
 )
 async def update_me(body: UserSelfUpdate, user: CurrentUser) -> UserPublic:
-    return UserPublic.of(await service.rename(user=user, name=body.name))
+    changed = await service.update_own(user=user, name=body.name, keep_history=body.keep_history)
+    return UserPublic.of(changed)
+
+
+_EXPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Everything held about you, as one JSON document",
+        "headers": {
+            "Content-Disposition": {
+                "description": 'attachment; filename="library-export-<YYYY-MM-DD>.json"',
+                "schema": {"type": "string"},
+            }
+        },
+        "content": {
+            "application/json": {
+                "schema": {"type": "object"},
+                "example": {
+                    "user": {"id": "6650f0a1c4b5d6e7f8091a2b", "name": "Ada Lovelace"},
+                    "sessions": [],
+                    "loans": [],
+                    "reservations": [],
+                    "notifications": [],
+                    "fines": [],
+                },
+            }
+        },
+    }
+}
+
+
+@router.get(
+    "/me/export",
+    response_class=StreamingResponse,
+    responses={**_EXPORT_RESPONSE, **responses(*AUTH)},
+    summary="Download everything held about you (GDPR articles 15 and 20)",
+    description="Your account, sessions, loans, reservations, notifications and fines, never a "
+    "secret or a hash; streamed, so a long history costs no memory.",
+)
+async def export_me(user: CurrentUser) -> StreamingResponse:
+    name = f"library-export-{clock.now().date().isoformat()}.json"
+    return StreamingResponse(
+        privacy.export(user=user),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(
+        *AUTH,
+        "invalid_password",
+        "too_many_attempts",
+        "has_active_loans",
+        "fines_outstanding",
+        "last_admin",
+    ),
+    summary="Erase your account (GDPR article 17)",
+    description="Needs your password. Refused while books are out, a fine is open or you are "
+    "the last active admin. Your sessions end, open reservations are cancelled, your history "
+    "stops naming you and your name and email are removed: the email can register again.",
+)
+async def erase_me(body: AccountErasure, user: CurrentUser, runtime: RuntimeDep) -> None:
+    await privacy.erase(
+        user=user, password=body.password, hasher=runtime.hasher, settings=runtime.settings
+    )
 
 
 @router.post(
@@ -113,3 +193,15 @@ async def administer_user(
         settings=runtime.settings,
     )
     return UserPublic.of(user)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(*STAFF, "not_found", "has_active_loans", "fines_outstanding", "last_admin"),
+    summary="Erase an account (admin)",
+    description="As DELETE /users/me, without a password.",
+)
+async def erase_user(user_id: str, _: AdminUser, runtime: RuntimeDep) -> None:
+    user = await service.get_user(user_id=object_id(user_id, "User"))
+    await privacy.erase(user=user, password=None, hasher=runtime.hasher, settings=runtime.settings)

@@ -39,6 +39,7 @@ class UserPublic(BaseModel):
                     "email": "ada.lovelace@example.com",
                     "role": "member",
                     "is_active": True,
+                    "keep_history": False,
                     "created_at": "2026-11-02T09:30:00Z",
                 }
             ]
@@ -50,6 +51,7 @@ class UserPublic(BaseModel):
     email: str
     role: Role
     is_active: bool
+    keep_history: bool
     created_at: datetime
 
     @classmethod
@@ -60,6 +62,7 @@ class UserPublic(BaseModel):
             email=user.email,
             role=user.role,
             is_active=user.is_active,
+            keep_history=user.keep_history,
             created_at=user.created_at,
         )
 
@@ -129,9 +132,21 @@ class UserCreate(UserRegister):
 
 
 class UserSelfUpdate(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "Augusta Ada King"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Augusta Ada King", "keep_history": False}]}
+    )
 
-    name: Name
+    name: Name | None = None
+    # Keep my loan history past HISTORY_RETENTION_DAYS.
+    keep_history: bool | None = None
+
+
+class AccountErasure(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"password": "analytical engine 1843"}]}
+    )
+
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
 class UserAdminUpdate(BaseModel):

@@ -104,8 +104,13 @@ async def _update(user_id: PydanticObjectId, changes: dict[str, Any]) -> User:
     return user
 
 
-async def rename(*, user: User, name: str) -> User:
-    return await _update(doc_id(user), {"name": name})
+async def update_own(*, user: User, name: str | None, keep_history: bool | None) -> User:
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = name
+    if keep_history is not None:
+        changes["keep_history"] = keep_history
+    return await _update(doc_id(user), changes) if changes else user
 
 
 async def change_password(

@@ -1,0 +1,3 @@
+from tests.loans.support import desk
+
+__all__ = ["desk"]
