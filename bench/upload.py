@@ -11,7 +11,12 @@ The routes:
   spools the form to a temporary file under TMPDIR first), then copied to UPLOADS_DIR and
   hashed in one worker-thread call with 1 MiB reads: the baseline;
 - PUT /bench/discard: reads `request.stream()` and throws the bytes away: the ceiling;
-- GET /bench/fileresponse/{key}: Starlette's default `FileResponse` of the stored document.
+- GET /bench/fileresponse/{key}: Starlette's default `FileResponse` of the stored document;
+- PUT /bench/compare/{n}/{id} (with `--compare DIR...` only): the document upload of the real
+  route (same parser, same service) through the `LocalStorage` of the n-th DIR/storage.py,
+  another version of files/storage.py (an older commit's, say), so several writers are measured
+  side by side in one server. Then only the upload rounds run (no naive path, refusals or
+  downloads).
 
 The client speaks raw HTTP/1.1 over a socket so that it is never the bottleneck. While each
 request runs, a thread polls the server's VmRSS/VmHWM and the bytes it holds under TMPDIR
@@ -25,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -37,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
@@ -55,7 +62,16 @@ NOISE = os.urandom(MiB)
 SERVERS = ("granian", "uvicorn")
 
 
+def compared_storage(folder: Path, n: int) -> Any:
+    """DIR/storage.py as the module `bench_compare_<n>.storage`, so its relative imports work."""
+    package = types.ModuleType(f"bench_compare_{n}")
+    package.__path__ = [str(folder)]
+    sys.modules[package.__name__] = package
+    return importlib.import_module(f"{package.__name__}.storage")
+
+
 def serve(port: int, server: str) -> None:
+    from beanie import PydanticObjectId
     from fastapi import File, Request, UploadFile
     from fastapi.responses import FileResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -63,14 +79,17 @@ def serve(port: int, server: str) -> None:
     import library_api
     from library_api import limits
     from library_api.config import get_settings
-    from library_api.files import storage
+    from library_api.files import service, storage
+    from library_api.files.upload import MultipartUpload
     from library_api.main import create_app
 
     print(f"server: {server}, library_api from {library_api.__file__}", flush=True)
     if os.environ.get("BENCH_SYNC_ON_COMMIT") == "1":
         storage.SYNC_ON_COMMIT = True
     # The bench uploads stream like the product's: not held in memory under MAX_BODY_BYTES.
-    limits.UPLOADS = re.compile(f"{limits.UPLOADS.pattern}|/bench/(?:naive/[^/]+|discard)")
+    limits.UPLOADS = re.compile(
+        f"{limits.UPLOADS.pattern}|/bench/(?:naive/[^/]+|compare/\\d+/[^/]+|discard)"
+    )
     settings = get_settings()
     app = create_app(settings)
     uploads = settings.uploads_dir
@@ -99,6 +118,28 @@ def serve(port: int, server: str) -> None:
     @app.get("/bench/fileresponse/{key}", include_in_schema=False)
     async def bench_fileresponse(key: str) -> FileResponse:
         return FileResponse(uploads / key, media_type="application/pdf")
+
+    compared = []
+    for n, folder in enumerate(filter(None, os.environ.get("BENCH_COMPARE", "").split(os.pathsep))):
+        other = compared_storage(Path(folder), n)
+        if os.environ.get("BENCH_SYNC_ON_COMMIT") == "1":
+            other.SYNC_ON_COMMIT = True
+        compared.append(other.LocalStorage(uploads))
+        print(f"compared writer {n}: {other.__file__}", flush=True)
+    if compared:
+
+        @app.put("/bench/compare/{n}/{book_id}", include_in_schema=False)
+        async def bench_compare(n: int, book_id: str, request: Request) -> dict[str, Any]:
+            upload = MultipartUpload(request, limit=settings.max_document_bytes)
+            book = await service.replace_file(
+                book_id=PydanticObjectId(book_id),
+                slot="document",
+                incoming=upload,
+                max_bytes=upload.limit,
+                storage=compared[n],
+            )
+            assert book.document is not None
+            return {"document": book.document.model_dump(mode="json")}
 
     consumed: dict[str, int] = {}
 
@@ -310,7 +351,10 @@ def rate(nbytes: int, seconds: float) -> float:
 
 
 def runs(values: list[float]) -> str:
-    return f"{statistics.median(values):6.0f} MiB/s (runs {', '.join(f'{v:.0f}' for v in values)})"
+    return (
+        f"{statistics.median(values):6.0f} MiB/s, min {min(values):.0f}, max {max(values):.0f} "
+        f"(runs {', '.join(f'{v:.0f}' for v in values)})"
+    )
 
 
 def main() -> None:
@@ -323,6 +367,14 @@ def main() -> None:
         choices=SERVERS,
         default="granian",
         help="granian: as `library-api serve` runs (default); uvicorn: plain uvicorn, httptools",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="folders each holding another files/storage.py (and what it imports relatively): "
+        "their uploads alternate with the app's, round by round; only uploads are measured",
     )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -347,6 +399,7 @@ def main() -> None:
         ACCESS_TOKEN_MINUTES="600",
         STORAGE_BACKEND="local",
         BENCH_SYNC_ON_COMMIT="1" if args.fsync else "0",
+        BENCH_COMPARE=os.pathsep.join(str(d.resolve()) for d in args.compare or []),
     )
 
     def server_command(port: int) -> list[str]:
@@ -354,12 +407,12 @@ def main() -> None:
 
     try:
         with running(root, env, server_command) as server:
-            run(root, server.process.pid, server.port, size, args.rounds)
+            run(root, server.process.pid, server.port, size, args.rounds, args.compare or [])
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run(root: Path, pid: int, port: int, size: int, rounds: int) -> None:
+def run(root: Path, pid: int, port: int, size: int, rounds: int, compare: list[Path]) -> None:
     base, tmpdir, uploads = f"http://127.0.0.1:{port}", root / "tmp", root / "uploads"
     with httpx2.Client(base_url=base) as client:
         token = login(client)
@@ -371,19 +424,24 @@ def run(root: Path, pid: int, port: int, size: int, rounds: int) -> None:
     expected = hashlib.sha256()
     for part in generated(size, PDF_HEAD):
         expected.update(part)
-    routes = {
-        "streaming": f"/api/v1/books/{book_id}/document",
-        "naive": f"/bench/naive/{book_id}",
-        "ceiling": "/bench/discard",
-    }
+    routes = {"streaming": f"/api/v1/books/{book_id}/document"}
+    for n, folder in enumerate(compare):
+        routes[folder.name] = f"/bench/compare/{n}/{book_id}"
+    if not compare:
+        routes["naive"] = f"/bench/naive/{book_id}"
+    routes["ceiling"] = "/bench/discard"
     for path in routes.values():  # warm-up
         put(port, path, token, *multipart(generated(8 * MiB, PDF_HEAD), 8 * MiB))
     hwm_before = Probe(pid, tmpdir).status("VmHWM")
     speeds: dict[str, list[float]] = {name: [] for name in routes}
     cpu: dict[str, list[float]] = {name: [] for name in routes}
     print(f"\nuploads of {size // MiB} MiB, {rounds} rounds:")
-    for _ in range(rounds):
-        for name, path in routes.items():
+    names = list(routes)
+    for round_number in range(rounds):
+        # Each round starts with the next path: none always runs first, after the ceiling, etc.
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            path = routes[name]
             for leftover in uploads.glob("naive-*"):
                 leftover.unlink()
             with Probe(pid, tmpdir) as probe:
@@ -403,10 +461,9 @@ def run(root: Path, pid: int, port: int, size: int, rounds: int) -> None:
     med = {name: statistics.median(values) for name, values in speeds.items()}
     for name, values in speeds.items():
         print(f"  {name:9} median {runs(values)}")
-    print(
-        f"  streaming / naive = {med['streaming'] / med['naive']:.2f}x, "
-        f"streaming / ceiling = {med['streaming'] / med['ceiling']:.2f}x"
-    )
+        print(f"  {name:9} CPU s/GiB (server + client) {' '.join(f'{c:.2f}' for c in cpu[name])}")
+    others = [name for name in med if name != "streaming"]
+    print("  " + ", ".join(f"streaming / {n} = {med['streaming'] / med[n]:.2f}x" for n in others))
     # Server and client share the machine's CPUs: however well the work overlaps, the upload
     # cannot go faster than all of them spending the CPU seconds it measurably needs.
     need = statistics.median(cpu["streaming"])
@@ -424,6 +481,8 @@ def run(root: Path, pid: int, port: int, size: int, rounds: int) -> None:
         f"  left under TMPDIR: {Probe(pid, tmpdir).tmp_bytes()} bytes; UPLOADS_DIR: "
         f"{sorted(p.name for p in uploads.iterdir())}"
     )
+    if compare:
+        return
     refusals(port, base, token, book_id, size)
     downloads(port, token, book_id, uploads, pid, tmpdir, size, rounds)
 

@@ -26,8 +26,7 @@ from pymongo.errors import PyMongoError
 
 from .. import clock
 from ..db import SCAN_SECONDS, long_operation
-from .pipeline import Batch
-from .storage import BATCH_BYTES, STALE_TEMP_SECONDS, BatchingWriter, FileMissingError, Writer
+from .storage import BATCH_BYTES, STALE_TEMP_SECONDS, FileMissingError, Writer
 
 logger = logging.getLogger("library_api")
 
@@ -38,11 +37,12 @@ GRIDFS_CHUNK_BYTES = 255 * 1024
 SWEEP_BATCH = 1000
 
 
-class GridFSWriter(BatchingWriter):
+class GridFSWriter(Writer):
     """The GridFS layout (spec: fixed-size chunks `{files_id, n, data}`, then the files entry).
 
     Written here rather than through pymongo's AsyncGridIn, which keeps up to 48 MB of chunks
-    in memory before inserting them; these go out one batch (about 1 MiB) at a time.
+    in memory before inserting them; these go out one batch (about 1 MiB) at a time. A batch
+    is hashed and cut into chunks in a worker thread, so the event loop copies no byte of it.
     """
 
     def __init__(self, files: Any, chunks: Any) -> None:
@@ -50,32 +50,33 @@ class GridFSWriter(BatchingWriter):
         self._files, self._chunks = files, chunks
         self._id = ObjectId()
         self._count = 0
+        # The end of the last batch, short of a whole chunk: it opens the next one.
         self._carry = b""
 
     def _chunk(self, data: bytes) -> dict[str, Any]:
         self._count += 1
         return {"files_id": self._id, "n": self._count - 1, "data": data}
 
-    def _start(self, batch: Batch) -> list[asyncio.Future[Any]]:
+    async def _store(self, batch: list[bytes]) -> None:
+        docs = await asyncio.to_thread(self._hash_and_cut, batch)
+        if docs:
+            await self._insert(docs)
+
+    def _hash_and_cut(self, batch: list[bytes]) -> list[dict[str, Any]]:
+        self._hash_batch(batch)
         data = b"".join([self._carry, *batch])
         whole = len(data) - len(data) % GRIDFS_CHUNK_BYTES
         self._carry = data[whole:]
-        docs = [
+        return [
             self._chunk(data[i : i + GRIDFS_CHUNK_BYTES])
             for i in range(0, whole, GRIDFS_CHUNK_BYTES)
         ]
-        futures: list[asyncio.Future[Any]] = [self._hashing.submit(batch)]
-        if docs:
-            futures.append(asyncio.ensure_future(self._insert(docs)))
-        return futures
 
     async def _insert(self, docs: list[dict[str, Any]]) -> None:
         with long_operation():
             await self._chunks.insert_many(docs)
 
-    async def commit(self, *, suffix: str = "") -> str:
-        await self._drain()
-        self._finished = True
+    async def _complete(self, suffix: str) -> str:
         if self._carry:
             await self._insert([self._chunk(self._carry)])
         await self._files.insert_one(

@@ -12,24 +12,20 @@ import logging
 import os
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import BinaryIO, Protocol
 
 import aiofiles
 import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader
 
-from .pipeline import Batch, Pipeline, SerialStage
-
 logger = logging.getLogger("library_api")
 
-# Hashing and disk writes happen in worker threads batch by batch: large enough that the
-# thread hop is cheap per byte, small enough that memory stays flat.
+# Hashing and storing happen in a worker thread batch by batch: large enough that the thread
+# hop is cheap per byte, small enough that memory stays flat.
 BATCH_BYTES = 1 << 20
-# Batches handed over but not yet stored: enough to ride out a slow write. A batch closes
-# once it holds 1 MiB, so with 1 MiB messages this is 4-8 MiB per upload.
-PIPELINE_DEPTH = 4
 # Each write(2) stays this small: larger writes cost more CPU per byte (bench/README.md).
 WRITE_BYTES = 256 * 1024
 TEMP_PREFIX = ".tmp-"
@@ -45,21 +41,99 @@ class FileMissingError(LookupError):
     """The key names nothing in storage."""
 
 
-class Writer(Protocol):
-    size: int
+class Writer(ABC):
+    """A new file, written in order; a backend says how a batch is stored and committed.
+
+    The chunks are kept as received (the event loop copies nothing) until they make a batch
+    of BATCH_BYTES; `_store` then hashes and stores it with one worker-thread call while the
+    next batch is received. Never more than one batch is being stored: no ordering to keep
+    between threads, memory bounded by two batches, and no pool thread held for longer than
+    a batch, so other thread-pool work gets its turn between batches. A failed batch fails
+    the `write` that completes the next batch, or the `commit`. A batch being stored is not
+    cancelled with the request (its thread could not be stopped anyway): `abort` waits for
+    it before it throws the file away.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._pieces: list[bytes] = []
+        self._buffered = 0
+        self._storing: asyncio.Future[None] | None = None
+        self._closed = False
 
     @property
     def sha256(self) -> str:
-        """Hex SHA-256 of every byte written so far."""
+        """Hex SHA-256 of every byte written so far (complete once committed)."""
+        return self._hash.hexdigest()
 
     async def write(self, data: bytes) -> None:
-        """Add bytes at the end; they are hashed and stored in batches."""
+        """Add bytes at the end; they are hashed and stored a batch at a time."""
+        if self._closed:
+            raise RuntimeError("write after commit, abort or a failed write")
+        self._pieces.append(data)
+        self._buffered += len(data)
+        self.size += len(data)
+        if self._buffered >= BATCH_BYTES:
+            await self._flush()
 
     async def commit(self, *, suffix: str = "") -> str:
         """Store the file under a new generated key and return the key."""
+        if self._closed:
+            raise RuntimeError("commit after commit, abort or a failed write")
+        await self._flush()
+        await self._stored()
+        self._closed = True
+        return await self._complete(suffix)
 
     async def abort(self) -> None:
         """Throw away everything written; safe to call at any point, even twice."""
+        self._closed = True
+        # Runs to the end even when the request is cancelled half-way: that is when it matters.
+        await asyncio.shield(self._abort())
+
+    async def _flush(self) -> None:
+        """Hands the pieces on as a batch once the batch before them is stored."""
+        if not self._pieces:
+            return
+        await self._stored()
+        batch, self._pieces, self._buffered = self._pieces, [], 0
+        self._storing = asyncio.ensure_future(self._store(batch))
+
+    async def _stored(self) -> None:
+        if self._storing is None:
+            return
+        try:
+            await asyncio.shield(self._storing)
+        except BaseException:
+            # Failed, or the request was cancelled: nothing more goes after a gap.
+            self._closed = True
+            raise
+        self._storing = None
+
+    async def _abort(self) -> None:
+        if self._storing is not None:
+            # `wait` neither cancels the batch nor raises its error: the caller has that.
+            await asyncio.wait([self._storing])
+            if not self._storing.cancelled():
+                self._storing.exception()
+        await self._discard()
+
+    def _hash_batch(self, batch: list[bytes]) -> None:
+        for piece in batch:
+            self._hash.update(piece)
+
+    @abstractmethod
+    async def _store(self, batch: list[bytes]) -> None:
+        """Hash `batch` (`_hash_batch`) and store it after the batches before it."""
+
+    @abstractmethod
+    async def _complete(self, suffix: str) -> str:
+        """Make the stored batches a file under a new key; every batch is stored."""
+
+    @abstractmethod
+    async def _discard(self) -> None:
+        """Remove whatever was stored; no batch is being stored any more."""
 
 
 class Storage(Protocol):
@@ -83,104 +157,54 @@ class Storage(Protocol):
         """Remove what uploads cut short by a crash left behind, once it is a day old."""
 
 
-class BatchingWriter:
-    """Collects small chunks into batches stored in order while the next ones arrive."""
+class LocalWriter(Writer):
+    """A temporary file in the folder, renamed to its key on commit."""
 
-    def __init__(self) -> None:
-        self.size = 0
-        self._hash = hashlib.sha256()
-        # The chunks as received, so the event loop never copies them.
-        self._pieces: list[bytes] = []
-        self._buffered = 0
-        self._pipeline = Pipeline(PIPELINE_DEPTH)
-        self._hashing = SerialStage(self._hash_batch)
-        self._finished = False
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
-
-    async def write(self, data: bytes) -> None:
-        if self._finished:
-            raise RuntimeError("write after commit or abort")
-        self._pieces.append(data)
-        self._buffered += len(data)
-        self.size += len(data)
-        if self._buffered >= BATCH_BYTES:
-            await self._send()
-
-    async def _send(self) -> None:
-        await self._pipeline.admit()
-        batch, self._pieces, self._buffered = self._pieces, [], 0
-        self._pipeline.add(self._start(batch))
-
-    async def _drain(self) -> None:
-        if self._pieces:
-            await self._send()
-        await self._pipeline.finish()
-
-    async def abort(self) -> None:
-        self._finished = True
-        # Runs to the end even when the request is cancelled half-way: that is when it matters.
-        await asyncio.shield(self._abort())
-
-    async def _abort(self) -> None:
-        # A batch in flight cannot be stopped half-way: let it finish, whatever its fate.
-        await self._pipeline.settle()
-        await self._discard()
-
-    async def _hash_batch(self, batch: Batch) -> None:
-        await asyncio.to_thread(self._hash_all, batch)
-
-    def _hash_all(self, batch: Batch) -> None:
-        for piece in batch:
-            self._hash.update(piece)
-
-    def _start(self, batch: Batch) -> list[asyncio.Future[Any]]:
-        raise NotImplementedError
-
-    async def _discard(self) -> None:
-        raise NotImplementedError
-
-
-class LocalWriter(BatchingWriter):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, temp: Path, file: BinaryIO) -> None:
         super().__init__()
-        self._root = root
-        self._temp = root / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-        self._file: AsyncBufferedIOBase | None = None
-        self._writing = SerialStage(self._store)
+        self._root, self._temp, self._file = root, temp, file
 
-    async def open(self) -> None:
-        self._file = await aiofiles.open(self._temp, "xb")
+    @classmethod
+    async def create(cls, root: Path) -> "LocalWriter":
+        temp = root / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        return cls(root, temp, await asyncio.to_thread(_create, temp))
 
-    def _start(self, batch: Batch) -> list[asyncio.Future[Any]]:
-        # Two stages, so the hash and the write of a batch run side by side (both release
-        # the GIL).
-        return [self._hashing.submit(batch), self._writing.submit(batch)]
+    async def _store(self, batch: list[bytes]) -> None:
+        await asyncio.to_thread(self._hash_and_write, batch)
 
-    async def _store(self, batch: Batch) -> None:
-        assert self._file is not None
-        # One worker-thread call per batch; `writelines` passes each slice to write(2).
-        views = [memoryview(piece) for piece in batch]
-        await self._file.writelines(
-            [v[i : i + WRITE_BYTES] for v in views for i in range(0, len(v), WRITE_BYTES)]
-        )
+    def _hash_and_write(self, batch: list[bytes]) -> None:
+        self._hash_batch(batch)
+        for piece in batch:
+            view = memoryview(piece)
+            for start in range(0, len(view), WRITE_BYTES):
+                self._file.write(view[start : start + WRITE_BYTES])
 
-    async def commit(self, *, suffix: str = "") -> str:
-        await self._drain()
-        self._finished = True
-        assert self._file is not None
-        await self._file.flush()
-        if SYNC_ON_COMMIT:
-            await asyncio.to_thread(os.fsync, self._file.fileno())
-        await self._file.close()
+    async def _complete(self, suffix: str) -> str:
+        await asyncio.to_thread(self._close)
         key = f"{uuid.uuid4().hex}{suffix}"
         await aiofiles.os.replace(self._temp, self._root / key)
         return key
 
+    def _close(self) -> None:
+        self._file.flush()
+        if SYNC_ON_COMMIT:
+            os.fsync(self._file.fileno())
+        self._file.close()
+
     async def _discard(self) -> None:
-        await discard_temporary(self._temp, self._file)
+        await asyncio.to_thread(_close_and_remove, self._file, self._temp)
+
+
+def _create(path: Path) -> BinaryIO:
+    return path.open("xb")
+
+
+def _close_and_remove(file: BinaryIO, path: Path) -> None:
+    # A close that fails (its flush hit a full disk, say) still closes the file.
+    with contextlib.suppress(OSError):
+        file.close()
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 class LocalStorage:
@@ -195,9 +219,7 @@ class LocalStorage:
         return self.root / key
 
     async def open_writer(self) -> Writer:
-        writer = LocalWriter(self.root)
-        await writer.open()
-        return writer
+        return await LocalWriter.create(self.root)
 
     async def open_reader(
         self, key: str, start: int = 0, end: int | None = None
