@@ -59,10 +59,16 @@ class FinePublic(BaseModel):
 
 
 class PaymentRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"amount_cents": 100}]})
+
     amount_cents: int = Field(ge=1, le=10**9, examples=[100])
 
 
 class WaiveRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "First late return; waived at the desk"}]}
+    )
+
     reason: str = Field(
         min_length=1, max_length=500, examples=["First late return; waived at the desk"]
     )
