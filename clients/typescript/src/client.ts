@@ -108,6 +108,8 @@ export function explainBorrowConflict(code: BorrowConflict): string {
   switch (code) {
     case "has_overdue_loans":
       return "Return your overdue books first.";
+    case "fines_outstanding":
+      return "Settle your open fines at the desk first.";
     case "already_borrowed":
       return "You already have this book.";
     case "loan_limit_reached":

@@ -77,6 +77,7 @@ class UserMe(UserPublic):
                     "email": "ada.lovelace@example.com",
                     "role": "member",
                     "is_active": True,
+                    "keep_history": False,
                     "created_at": "2026-11-02T09:30:00Z",
                     "active_loans": 2,
                     "overdue_loans": 0,
