@@ -1,12 +1,14 @@
 """Catalogue search benchmark: `make bench-search` (or `python bench/search.py --help`).
 
 1. Starts `library-api serve` on 127.0.0.1 (a free port) with the embedded database in a
-   temporary folder, and seeds it with N generated books through POST /books/import.
-2. Fires 1-, 2- and 3-word `q` searches from client threads for a bounded time per kind and
-   prints requests/s and p50/p99 latency.
+   temporary folder, and seeds it with N generated books through POST /books/import (or
+   starts from a copy of `--database`, e.g. one `bench/import_rate.py --keep` left).
+2. Fires 1-, 2- and 3-word `q` searches, `author=` searches, filtered searches (`q`, `genre`,
+   `available=true`) and the unfiltered list from client threads for a bounded time per kind,
+   `--repeats` times, and prints requests/s and p50/p95/p99 latency.
 3. Stops the server, opens the same database in-process with a PyMongo command listener and
    counts the database round trips each search makes (the target: one `find` plus at most
-   one count, an `aggregate`, on `books`), and prints the database's plan for a search.
+   one `count`, on `books`), and prints the database's plan for a search.
 
 `--mongodb-url mongodb://…` runs the same against a real MongoDB (a throw-away database,
 dropped at the end) instead of the embedded one. Everything runs on loopback and stops by
@@ -14,9 +16,11 @@ itself; the figures go into bench/README.md.
 """
 
 import argparse
+import importlib.metadata
 import os
 import platform
 import random
+import shutil
 import statistics
 import tempfile
 import threading
@@ -61,7 +65,7 @@ def isbn13(serial: int) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def book_rows(count: int, rng: random.Random) -> list[str]:
+def book_rows(count: int, rng: random.Random, start: int = 0) -> list[str]:
     rows = []
     for n in range(count):
         title = " ".join(rng.sample(TITLE_WORDS, rng.randint(2, 4))).title()
@@ -70,7 +74,8 @@ def book_rows(count: int, rng: random.Random) -> list[str]:
         )
         date = f"{rng.randint(1800, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         genres = ";".join(rng.sample(GENRES, rng.randint(1, 2)))
-        rows.append(f'"{title}","{authors}",{isbn13(n + 1)},{date},"{genres}",{rng.randint(1, 5)}')
+        copies = rng.randint(1, 5)
+        rows.append(f'"{title}","{authors}",{isbn13(start + n + 1)},{date},"{genres}",{copies}')
     return rows
 
 
@@ -97,8 +102,27 @@ def seed(base: str, headers: dict[str, str], count: int, rng: random.Random) -> 
     return time.perf_counter() - started
 
 
+def kinds_of_search(rng: random.Random) -> dict[str, list[dict[str, str]]]:
+    """The query parameters of each kind of search, 200 of each."""
+    names = [n.lower() for n in LAST_NAMES]
+    return {
+        "1 word": [{"q": q} for q in queries(1, rng)],
+        "2 words": [{"q": q} for q in queries(2, rng)],
+        "3 words": [{"q": q} for q in queries(3, rng)],
+        "author": [{"author": rng.choice(names)[: rng.randint(3, 5)]} for _ in range(200)],
+        "filtered": [
+            {"q": q, "genre": rng.choice(GENRES), "available": "true"} for q in queries(1, rng)
+        ],
+        "list": [{}],
+    }
+
+
 def load(
-    base: str, headers: dict[str, str], qs: list[str], threads: int, seconds: float
+    base: str,
+    headers: dict[str, str],
+    qs: list[dict[str, str]],
+    threads: int,
+    seconds: float,
 ) -> dict[str, float]:
     """Searches from `threads` clients for `seconds`; latency percentiles and throughput."""
     latencies: list[float] = []
@@ -113,7 +137,7 @@ def load(
                 q = qs[i % len(qs)]
                 i += threads
                 began = time.perf_counter()
-                response = client.get("/api/v1/books", params={"q": q})
+                response = client.get("/api/v1/books", params=q)
                 took = time.perf_counter() - began
                 response.raise_for_status()
                 with lock:
@@ -124,11 +148,12 @@ def load(
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(worker, range(threads)))
     elapsed = time.perf_counter() - began
-    cuts = statistics.quantiles(latencies, n=100)
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     return {
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": cuts[49] * 1000,
+        "p95_ms": cuts[94] * 1000,
         "p99_ms": cuts[98] * 1000,
         "mean_hits": statistics.mean(totals),
     }
@@ -184,15 +209,15 @@ def query_plan(client: TestClient, q: str) -> str:
 
 
 def round_trips(
-    folder: Path, mongodb_url: str | None, samples: dict[int, list[str]]
-) -> tuple[dict[int, dict[str, float]], dict[str, str]]:
+    folder: Path, mongodb_url: str | None, samples: dict[str, list[dict[str, str]]]
+) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """Database commands per search, counted by a PyMongo listener in an in-process app."""
     use_in_process(server_env(folder, mongodb_url))
     listener = Commands()
     monitoring.register(listener)  # before the app creates its client
     from library_api.main import create_app
 
-    result: dict[int, dict[str, float]] = {}
+    result: dict[str, dict[str, float]] = {}
     plans: dict[str, str] = {}
     with TestClient(create_app()) as client:
         headers = bearer(client)
@@ -200,7 +225,7 @@ def round_trips(
             per_request: list[Counter[tuple[str, str]]] = []
             for q in qs:
                 listener.seen.clear()
-                client.get("/api/v1/books", params={"q": q}, headers=headers).raise_for_status()
+                client.get("/api/v1/books", params=q, headers=headers).raise_for_status()
                 per_request.append(Counter(listener.seen))
             books = [sum(n for (_, coll), n in c.items() if coll == "books") for c in per_request]
             finds = [c[("find", "books")] for c in per_request]
@@ -213,7 +238,8 @@ def round_trips(
                 "all_mean": statistics.mean(sum(c.values()) for c in per_request),
             }
         for qs in samples.values():
-            plans[qs[0]] = query_plan(client, qs[0])
+            if "q" in qs[0]:
+                plans[qs[0]["q"]] = query_plan(client, qs[0]["q"])
     return result, plans
 
 
@@ -226,14 +252,25 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}"
+    try:
+        engine = f", mongoeco {importlib.metadata.version('mongoeco')}"
+    except importlib.metadata.PackageNotFoundError:
+        engine = ""
+    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}{engine}"
+
+
+def _spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"{ordered[0]:.0f} / {statistics.median(ordered):.0f} / {ordered[-1]:.0f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--books", type=int, default=1000)
+    parser.add_argument("--database", type=Path, help="a copy of this seeded SQLite file")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0, help="per query kind")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over every kind")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--mongodb-url", help="a real MongoDB instead of the embedded one")
     args = parser.parse_args()
@@ -242,31 +279,44 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         folder = Path(tmp)
         env = server_env(folder, args.mongodb_url)
+        if args.database:
+            shutil.copyfile(args.database, folder / "library.sqlite3")
         with running(folder, env, log=folder / "server.log") as server:
             base = server.base
             with httpx2.Client(base_url=base) as client:
                 headers = bearer(client)
-            took = seed(base, headers, args.books, rng)
-            print(f"seeded {args.books} books through POST /books/import in {took:.1f} s")
-            kinds = {words: queries(words, rng) for words in (1, 2, 3)}
-            for words, qs in kinds.items():
-                figures = load(base, headers, qs, args.threads, args.seconds)
+                if not args.database:
+                    took = seed(base, headers, args.books, rng)
+                    print(f"seeded {args.books} books through POST /books/import in {took:.1f} s")
+                books = client.get("/api/v1/books", headers=headers).json()["total"]
+            print(f"{books} books in the catalogue")
+            kinds = kinds_of_search(rng)
+            p95s: dict[str, list[float]] = {kind: [] for kind in kinds}
+            for run in range(args.repeats):
+                for kind, qs in kinds.items():
+                    figures = load(base, headers, qs, args.threads, args.seconds)
+                    p95s[kind].append(figures["p95_ms"])
+                    print(
+                        f"run {run + 1} {kind}: {figures['rps']:.1f} req/s,"
+                        f" p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms,"
+                        f" p99 {figures['p99_ms']:.1f} ms ({figures['requests']:.0f} requests,"
+                        f" {figures['mean_hits']:.1f} hits on average)"
+                    )
+            for kind, values in p95s.items():
                 print(
-                    f"{words}-word q: {figures['rps']:.1f} req/s, p50 {figures['p50_ms']:.1f} ms,"
-                    f" p99 {figures['p99_ms']:.1f} ms ({figures['requests']:.0f} requests,"
-                    f" {figures['mean_hits']:.1f} hits on average)"
+                    f"{kind}: p95 min / median / max over {args.repeats} runs: {_spread(values)} ms"
                 )
         try:
             trips, plans = round_trips(
-                folder, args.mongodb_url, {w: qs[:30] for w, qs in kinds.items()}
+                folder, args.mongodb_url, {k: qs[:30] for k, qs in kinds.items()}
             )
         finally:
             if args.mongodb_url:
                 with MongoClient(args.mongodb_url) as mongo:
                     mongo.drop_database(env["MONGODB_DB"])
-        for words, t in trips.items():
+        for kind, t in trips.items():
             print(
-                f"{words}-word q: at most {t['books_max']:.0f} commands on books per search "
+                f"{kind}: at most {t['books_max']:.0f} commands on books per search "
                 f"(find ≤ {t['finds_max']:.0f}, count ≤ {t['counts_max']:.0f}, "
                 f"count needed in {t['counts_mean']:.0%} of searches); "
                 f"{t['all_mean']:.1f} commands per request in all (with the auth look-ups)"
