@@ -15,7 +15,9 @@ def test_register_creates_a_member_without_secrets(client: TestClient) -> None:
     response = _register(client, email="  Ada@Example.COM ")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "name", "email", "role", "is_active", "created_at"}
+    # The contract's User: keep_history joined it with the privacy rules.
+    assert set(body) == {"id", "name", "email", "role", "is_active", "keep_history", "created_at"}
+    assert body["keep_history"] is False
     assert body["email"] == "ada@example.com"
     assert body["role"] == "member"
     assert body["is_active"] is True
