@@ -180,10 +180,10 @@ def test_import_needs_a_file(client: TestClient, librarian: Account) -> None:
 def test_rows_across_batches(
     client: TestClient, librarian: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from library_api.books import service
+    from library_api.books import imports
 
     # Small batches, so duplicates and errors fall in different round trips.
-    monkeypatch.setattr(service, "IMPORT_BATCH", 3)
+    monkeypatch.setattr(imports, "IMPORT_BATCH", 3)
     lines = [f"Book {n},Author,{isbn13(1000 + n % 7)},,,1" for n in range(10)]
     lines.insert(4, "Broken,Author,123,,,")
     report = upload(client, librarian, HEADER + "\n".join(lines)).json()

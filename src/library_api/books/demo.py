@@ -15,7 +15,7 @@ from ..errors import AppError
 from ..security import PasswordHasher
 from ..users import service as users_service
 from ..users.models import Role
-from . import service
+from . import imports
 
 ACCOUNTS = (
     (Role.librarian, "Demo Librarian", "demo.librarian@example.com"),
@@ -60,7 +60,7 @@ async def _account(
 async def seed(*, hasher: PasswordHasher, reset_passwords: bool = False) -> str:
     """Load the demo catalogue and accounts; the text says what was done and how to log in."""
     data = await asyncio.to_thread(_catalogue)
-    report = await service.import_books(upload=_InMemoryUpload(data))
+    report = await imports.import_books(upload=_InMemoryUpload(data))
     if report.errors:
         raise RuntimeError(f"demo_books.csv has bad rows: {report.errors}")
     lines = [

@@ -8,7 +8,7 @@ from ..deps import CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import AUTH, STAFF, AppError, responses
 from ..files.upload import MultipartUpload
 from ..pagination import Page, Pagination
-from . import importer, service
+from . import importer, imports, service
 from .schemas import BookCreate, BookPublic, BookSort, BookUpdate, ImportReport
 
 router = APIRouter(prefix="/books", tags=["books"])
@@ -129,7 +129,7 @@ async def import_books(upload: ImportUpload, runtime: RuntimeDep, request: Reque
     async with importer.spooled(
         upload, directory=runtime.settings.uploads_dir, max_bytes=upload.limit
     ) as csv_file:
-        return await service.import_books(upload=csv_file, gone=request.is_disconnected)
+        return await imports.import_books(upload=csv_file, gone=request.is_disconnected)
 
 
 @router.get(
