@@ -1,7 +1,8 @@
 """Database commands per request, counted on the wire (PyMongo command monitoring).
 
 Authentication is one command (the session with its user); a borrow three more, whether or
-not the reader holds other loans; a login four.
+not the reader holds other loans; a book's availability three more, whatever the reader's
+loans (a fourth for the open fines, only when fines can block); a login four.
 """
 
 import threading
@@ -141,3 +142,31 @@ def test_return_commands(watched: TestClient, librarian: Account, member: Accoun
     )
     # Not yet at the target of 3: the queue is looked at before and after shelving the copy.
     assert len(returned) - len(AUTH) == 5, returned
+
+
+_AVAILABILITY = sorted([("find", "books"), ("find", "loans"), ("find", "reservations")])
+
+
+def test_availability_is_three_commands_beyond_authentication(
+    watched: TestClient, librarian: Account, member: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book, other = _book(watched, librarian, copies=1), _book(watched, librarian)
+
+    def look(headers: dict[str, str]) -> list[tuple[str, str]]:
+        url = f"{API}/books/{book}/availability"
+        seen = _commands(lambda: watched.get(url, headers=headers), 200)
+        assert seen[: len(AUTH)] == AUTH
+        return sorted(seen[len(AUTH) :])
+
+    assert look(member.headers) == _AVAILABILITY
+    assert watched.post(f"{API}/books/{other}/borrow", headers=member.headers).status_code == 201
+    assert watched.post(f"{API}/books/{book}/borrow", headers=member.headers).status_code == 201
+    assert look(member.headers) == _AVAILABILITY
+    # Loans that may be overdue: the question rides on the same loans query.
+    clock.advance(timedelta(days=15))
+    headers = {"Authorization": f"Bearer {login(watched, member.email, PASSWORD)['access_token']}"}
+    assert look(headers) == _AVAILABILITY
+    # Fines that can block: their open balance is the fourth.
+    settings = watched.app.state.runtime.settings  # type: ignore[attr-defined]
+    monkeypatch.setattr(settings, "fine_per_day_cents", 50)
+    assert look(headers) == sorted([*_AVAILABILITY, ("aggregate", "fines")])

@@ -7,9 +7,10 @@ from ..db import object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import AUTH, STAFF, AppError, responses
 from ..files.upload import MultipartUpload
+from ..loans import availability
 from ..pagination import Page, Pagination
 from . import importer, imports, service
-from .schemas import BookCreate, BookPublic, BookSort, BookUpdate, ImportReport
+from .schemas import Availability, BookCreate, BookPublic, BookSort, BookUpdate, ImportReport
 
 router = APIRouter(prefix="/books", tags=["books"])
 
@@ -170,3 +171,24 @@ async def update_book(
 )
 async def delete_book(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> None:
     await service.delete_book(book_id=object_id(book_id, "Book"), storage=runtime.storage)
+
+
+@router.get(
+    "/{book_id}/availability",
+    response_model=Availability,
+    responses=responses(*AUTH, "not_found"),
+    summary="Whether you can borrow or reserve the book now, and your place in its queue",
+    description="Judged by the rules `POST /books/{id}/borrow` and `POST /books/{id}/"
+    "reservations` apply, for the caller, now: `borrow_blockers` and `reserve_blockers` list "
+    "every `409` code each would get (the first is the one it would answer with); `can_*` is "
+    "true when its list is empty. A copy held for the caller's ready reservation is theirs to "
+    "borrow; one held for another reader is not on the shelf. Holds whose pickup time has "
+    "passed count as expired (their copies gone to the next in line or the shelf), as the next "
+    "borrow or reservation would make them. `estimated_ready_on`: for a waiting caller at "
+    "position p, the date of the p-th earliest `due_at` among the book's active loans (null "
+    "when fewer than p are out). Changes nothing.",
+)
+async def get_availability(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> Availability:
+    return await availability.get_availability(
+        book_id=object_id(book_id, "Book"), reader=user, settings=runtime.settings
+    )

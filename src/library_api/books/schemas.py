@@ -1,3 +1,4 @@
+import hashlib
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
@@ -225,6 +226,65 @@ class BookPublic(BaseModel):
         )
 
 
+# The codes of `loans/rules.py` BORROW_REFUSALS and `reservations/rules.py` RESERVE_REFUSALS
+# (a test keeps them equal), in their precedence order.
+BorrowBlocker = Literal[
+    "has_overdue_loans",
+    "fines_outstanding",
+    "already_borrowed",
+    "loan_limit_reached",
+    "no_copies_available",
+]
+ReserveBlocker = Literal["copies_available", "already_borrowed", "already_reserved"]
+
+
+class Availability(BaseModel):
+    """What a borrow or a reservation of the book by the caller would meet now."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "book_id": "6650f1c2a4b5c6d7e8f90123",
+                    "available_copies": 0,
+                    "waiting_reservations": 3,
+                    "can_borrow": False,
+                    "borrow_blockers": ["no_copies_available"],
+                    "can_reserve": False,
+                    "reserve_blockers": ["already_reserved"],
+                    "my_loan_id": None,
+                    "my_reservation_id": "6650f4e5c6d7e8f9a0b1c2d3",
+                    "my_position": 2,
+                    "estimated_ready_on": "2026-12-07",
+                }
+            ]
+        }
+    )
+
+    book_id: str
+    available_copies: int = Field(description="Copies on the shelf, for anyone to borrow")
+    waiting_reservations: int = Field(description="Readers waiting in the book's queue")
+    can_borrow: bool = Field(description="`borrow_blockers` is empty")
+    borrow_blockers: list[BorrowBlocker] = Field(
+        description="Every `409` code a borrow by the caller would get now; the first is "
+        "the one it would answer with"
+    )
+    can_reserve: bool = Field(description="`reserve_blockers` is empty")
+    reserve_blockers: list[ReserveBlocker] = Field(
+        description="Every `409` code a reservation by the caller would get now; the first "
+        "is the one it would answer with"
+    )
+    my_loan_id: str | None = Field(description="The caller's active loan of the book")
+    my_reservation_id: str | None = Field(
+        description="The caller's open (waiting or ready) reservation of the book"
+    )
+    my_position: int | None = Field(description="The caller's 1-based place in the queue")
+    estimated_ready_on: date | None = Field(
+        description="For a waiting caller at position p: the date of the p-th earliest due "
+        "date among the book's active loans (null when fewer than p are out)"
+    )
+
+
 class ImportRowError(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -260,3 +320,24 @@ def _cover_url(book: Book) -> str | None:
     # The hash in the query makes the URL change with the image, so caches never serve a
     # replaced cover; the route itself ignores the query.
     return f"/api/v1/books/{book.id}/cover?v={book.cover.sha256[:16]}"
+
+
+def etag_of(book: Book) -> str:
+    """A strong ETag: a hash of the Book as answered, so it changes whenever any field does
+    (the copy counts included)."""
+    body = BookPublic.of(book).model_dump_json().encode()
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag_listed(header: str, etag: str, *, weak: bool) -> bool:
+    """Whether an If-Match (strong comparison) or If-None-Match (weak) header names `etag`;
+    `*` names any."""
+    for candidate in header.split(","):
+        tag = candidate.strip()
+        if tag == "*":
+            return True
+        if weak:
+            tag = tag.removeprefix("W/")
+        if tag == etag:
+            return True
+    return False

@@ -87,11 +87,26 @@ async def open_balance(*, user_id: PydanticObjectId) -> int:
     return 0
 
 
+def can_block(settings: Settings) -> bool:
+    """Whether fines can keep anyone from borrowing at all (else no balance is asked)."""
+    return settings.fine_block_cents > 0 and settings.fine_per_day_cents > 0
+
+
+def blocks(*, balance_cents: int, settings: Settings) -> bool:
+    """Whether an open balance keeps its reader from borrowing and renewing."""
+    return can_block(settings) and balance_cents >= settings.fine_block_cents
+
+
+async def is_blocked(*, user_id: PydanticObjectId, settings: Settings) -> bool:
+    """`blocks` for the reader's open balance; no query when fines cannot block."""
+    if not can_block(settings):
+        return False
+    return blocks(balance_cents=await open_balance(user_id=user_id), settings=settings)
+
+
 async def check_not_blocked(*, user_id: PydanticObjectId, settings: Settings) -> None:
     """409 fines_outstanding when the reader's open balance reaches FINE_BLOCK_CENTS."""
-    if settings.fine_block_cents <= 0 or settings.fine_per_day_cents <= 0:
-        return
-    if await open_balance(user_id=user_id) >= settings.fine_block_cents:
+    if await is_blocked(user_id=user_id, settings=settings):
         raise fines_outstanding(settings)
 
 

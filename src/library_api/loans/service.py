@@ -26,23 +26,15 @@ from ..errors import AppError, not_found
 from ..fines import service as fines
 from ..reservations import service as reservations
 from ..users.models import Role, User
+from . import rules
 from .models import Loan, LoanStatus
 from .queries import has_active_loan, id_filters
+from .rules import BorrowFacts
 from .schemas import LoanFilter
 
 logger = logging.getLogger("library_api")
 
 ACTIVE = LoanStatus.active.value
-_REFUSALS = {
-    "has_overdue_loans": "Return your overdue loans before borrowing more",
-    "already_borrowed": "This book is already on loan to this reader",
-    "loan_limit_reached": "The reader holds the maximum number of active loans",
-    "no_copies_available": "No copy of this book is available",
-}
-
-
-def _refused(code: str) -> AppError:
-    return AppError(409, code, _REFUSALS[code])
 
 
 async def _book_exists(book_id: PydanticObjectId) -> bool:
@@ -51,30 +43,38 @@ async def _book_exists(book_id: PydanticObjectId) -> bool:
 
 async def _has_overdue(user_id: PydanticObjectId, now: datetime) -> bool:
     found = await Loan.get_pymongo_collection().find_one(
-        {"user_id": user_id, "status": ACTIVE, "due_at": {"$lt": now}}, {"_id": 1}
+        rules.overdue_clause(user_id, now), {"_id": 1}
     )
     return found is not None
 
 
-def _none_overdue(borrower: User, now: datetime) -> bool:
-    """Whether the reader, as read when the request began, can have no overdue loan.
-
-    Loans made since are not due yet, and renewals only push due dates later: so a reader
-    with no loan then (the counter only runs ahead of the loans), or none due before now,
-    has none overdue.
-    """
-    due_from = borrower.loans_due_from
-    return borrower.active_loans == 0 or (due_from is not None and due_from >= now)
+async def loans_out(
+    *, book_id: PydanticObjectId, overdue_of: PydanticObjectId | None, now: datetime
+) -> list[rules.OnLoan]:
+    """The book's active loans and, if `overdue_of` names a reader, that reader's overdue
+    ones, soonest due first: one query."""
+    wanted: dict[str, Any] = {"book_id": book_id, "status": ACTIVE}
+    if overdue_of is not None:
+        wanted = {"$or": [wanted, rules.overdue_clause(overdue_of, now)]}
+    found = Loan.get_pymongo_collection().find(
+        wanted, {"user_id": 1, "book_id": 1, "due_at": 1}, sort=[("due_at", 1), ("_id", 1)]
+    )
+    return [
+        rules.OnLoan(
+            id=raw["_id"], user_id=raw["user_id"], book_id=raw["book_id"], due_at=raw["due_at"]
+        )
+        async for raw in found
+    ]
 
 
 async def _slot_unless_overdue(
     borrower: User, now: datetime, limit: int, due_at: datetime
 ) -> tuple[bool, bool]:
     """(has overdue loans, took a loan slot), both asked at once; the overdue check only
-    when the reader's record cannot rule it out (`_none_overdue`)."""
+    when the reader's record cannot rule it out (`rules.none_overdue`)."""
     user_id = doc_id(borrower)
     take = copies.take_loan_slot(user_id=user_id, limit=limit, due_at=due_at)
-    if _none_overdue(borrower, now):
+    if rules.none_overdue(borrower, now):
         return False, await take
     overdue, slot = await asyncio.gather(_has_overdue(user_id, now), take, return_exceptions=True)
     if isinstance(overdue, BaseException):
@@ -89,7 +89,10 @@ async def _slot_unless_overdue(
 async def _take_copy(
     *, book_id: PydanticObjectId, user_id: PydanticObjectId, settings: Settings, retry: bool = True
 ) -> tuple[copies.Lent, PydanticObjectId | None] | None:
-    """Take a shelf copy, or the reader's held one; (book, fulfilled reservation) or None."""
+    """Take a shelf copy, or the reader's held one; (book, fulfilled reservation) or None.
+
+    Lapsed holds are expired on the way; availability's `Queue.copy_for` (after
+    `reservations.rules.settle`) is the same rule on a snapshot."""
     book = await copies.take_shelf_copy(book_id=book_id)
     if book is not None and book["held_copies"] == 0:
         return book, None
@@ -130,19 +133,24 @@ async def _give_back_copy(book_id: PydanticObjectId, hold: PydanticObjectId | No
     await reservations.unclaim(reservation_id=hold)
 
 
-async def _refusal(book_id: PydanticObjectId, borrower: User, code: str) -> AppError:
-    """The most useful reason for a refused borrow: `code` unless a better one applies."""
-    if code != "no_copies_available" and not await _book_exists(book_id):
+async def _refusal(
+    book_id: PydanticObjectId, borrower: User, known: BorrowFacts, settings: Settings
+) -> AppError:
+    """The answer to a refused borrow: the first code of `rules.borrow_blockers` for what
+    the failed step learnt, and whether the reader has the book when that outranks it."""
+    if not known.no_copy and not await _book_exists(book_id):
         return not_found("Book")
-    if code == "has_overdue_loans":
-        return _refused(code)
+    code = rules.borrow_blockers(known)[0]
     # No copy is the refusal a crowd gets: spare it the read when the reader had no loans
     # when the request began, so cannot have this one (the counter runs ahead of the loans).
-    may_have_it = code != "no_copies_available" or borrower.active_loans > 0
-    reader = doc_id(borrower)
-    if may_have_it and await has_active_loan(user_id=reader, book_id=book_id):
-        return _refused("already_borrowed")
-    return _refused(code)
+    may_have_it = not known.no_copy or borrower.active_loans > 0
+    if (
+        rules.outranks("already_borrowed", code)
+        and may_have_it
+        and await has_active_loan(user_id=doc_id(borrower), book_id=book_id)
+    ):
+        code = "already_borrowed"
+    return rules.refused(code, settings)
 
 
 def _names(actor: User, user_id: str) -> bool:
@@ -190,14 +198,15 @@ async def borrow(
         if slot:
             undo.append(lambda: copies.release_loan_slot(user_id=reader))
         if overdue:
-            raise await _refusal(book_id, borrower, "has_overdue_loans")
+            raise await _refusal(book_id, borrower, BorrowFacts(overdue=True), settings)
         # Second in precedence: only a reader with no overdue loan hears about fines.
-        await fines.check_not_blocked(user_id=reader, settings=settings)
+        if await fines.is_blocked(user_id=reader, settings=settings):
+            raise await _refusal(book_id, borrower, BorrowFacts(fined=True), settings)
         if not slot:
-            raise await _refusal(book_id, borrower, "loan_limit_reached")
+            raise await _refusal(book_id, borrower, BorrowFacts(at_limit=True), settings)
         taken = await _take_copy(book_id=book_id, user_id=reader, settings=settings)
         if taken is None:
-            raise await _refusal(book_id, borrower, "no_copies_available")
+            raise await _refusal(book_id, borrower, BorrowFacts(no_copy=True), settings)
         book, hold = taken
         undo.append(lambda: _give_back_copy(book_id, hold))
         loan = Loan(
@@ -210,7 +219,7 @@ async def borrow(
         try:
             await loan.insert()
         except DuplicateKeyError:
-            raise _refused("already_borrowed") from None
+            raise rules.refused("already_borrowed", settings) from None
     except BaseException:
         for step in reversed(undo):
             try:

@@ -27,6 +27,7 @@ from ..errors import AppError, not_found
 from ..loans.queries import has_active_loan, id_filters
 from ..notifications.creation import announce_ready
 from ..users.models import Role, User
+from . import rules
 from .models import Reservation, ReservationStatus
 
 WAITING = ReservationStatus.waiting.value
@@ -142,7 +143,7 @@ async def claim_ready(
     """Mark the reader's ready, unlapsed reservation fulfilled; its held copy is the caller's."""
     now = clock.now()
     raw = await Reservation.get_pymongo_collection().find_one_and_update(
-        {"book_id": book_id, "user_id": user_id, "status": READY, "ready_until": {"$gte": now}},
+        {"book_id": book_id, "user_id": user_id, **rules.claimable_clause(now)},
         {"$set": _closing(ReservationStatus.fulfilled, now)},
         projection={"_id": 1},
     )
@@ -159,7 +160,7 @@ async def unclaim(*, reservation_id: PydanticObjectId) -> None:
 
 async def _expire(query: dict[str, Any], settings: Settings) -> int:
     reservations = Reservation.get_pymongo_collection()
-    lapsed = {**query, "status": READY, "ready_until": {"$lt": clock.now()}}
+    lapsed = {**query, **rules.lapsed_clause(clock.now())}
     expired = 0
     for raw in await reservations.find(lapsed, {"_id": 1, "book_id": 1}).to_list(None):
         moved = await reservations.update_one(
@@ -186,6 +187,24 @@ async def expire_book_holds(*, book_id: PydanticObjectId, settings: Settings) ->
     return await _expire({"book_id": book_id}, settings)
 
 
+async def open_holds(*, book_id: PydanticObjectId) -> list[rules.Hold]:
+    """The book's open (waiting or ready) reservations, in queue order: one query."""
+    found = Reservation.get_pymongo_collection().find(
+        {"book_id": book_id, "status": {"$in": [WAITING, READY]}},
+        {"user_id": 1, "status": 1, "ready_until": 1},
+        sort=QUEUE_ORDER,
+    )
+    return [
+        rules.Hold(
+            id=raw["_id"],
+            user_id=raw["user_id"],
+            status=raw["status"],
+            ready_until=raw.get("ready_until"),
+        )
+        async for raw in found
+    ]
+
+
 async def positions(reservations: list[Reservation]) -> list[Positioned]:
     """Each reservation with its 1-based place in its book's queue (None unless waiting)."""
     books = {r.book_id for r in reservations if r.status == ReservationStatus.waiting}
@@ -206,22 +225,24 @@ async def positions(reservations: list[Reservation]) -> list[Positioned]:
 
 
 async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) -> Positioned:
+    """Join the book's queue; refused by `rules.reserve_blockers`, the first that applies."""
     await expire_book_holds(book_id=book_id, settings=settings)
     on_shelf = await copies.shelf_copies(book_id=book_id)
     if on_shelf is None:
         raise not_found("Book")
-    if on_shelf > 0:
-        raise AppError(409, "copies_available", "A copy is on the shelf: borrow it instead")
     user_id = doc_id(user)
-    if await has_active_loan(user_id=user_id, book_id=book_id):
-        raise AppError(409, "already_borrowed", "You have this book on loan")
+    # Unasked facts stay False: a copy on the shelf outranks the loan, so it is not asked.
+    has_loan = on_shelf == 0 and await has_active_loan(user_id=user_id, book_id=book_id)
+    blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=False)
+    if blockers:
+        raise rules.refused(blockers[0])
     reservation = Reservation(book_id=book_id, user_id=user_id, created_at=clock.now())
     try:
         await reservation.insert()
     except DuplicateKeyError:
-        raise AppError(
-            409, "already_reserved", "You already have a reservation for this book"
-        ) from None
+        # The open reservation is the fact the unique index tells, as the insert meets it.
+        opened = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=True)
+        raise rules.refused(opened[0]) from None
     # A return may have shelved a copy between our check and the insert, seeing no queue yet.
     if await copies.hold_shelf_copy(book_id=book_id):
         promoted = await place_held_copy(book_id=book_id, settings=settings)
