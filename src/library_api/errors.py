@@ -89,6 +89,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "email_taken": (409, "An account with this email already exists"),
     "last_admin": (409, "The last active admin cannot be demoted or deactivated"),
     "has_active_loans": (409, "Books are still out on this account"),
+    "precondition_failed": (412, "The book has changed since the ETag given in If-Match"),
     "isbn_taken": (409, "A book with this ISBN is already catalogued"),
     "copies_in_use": (
         409,
@@ -160,6 +161,7 @@ _DESCRIPTIONS = {
     408: "The request body stopped arriving",
     409: "Conflicts with the current state",
     413: "Too large",
+    412: "The resource has changed since the ETag given in If-Match",
     415: "Unsupported media type",
     416: "Range not satisfiable",
     422: "Invalid request",

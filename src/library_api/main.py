@@ -214,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["*"],
         allow_headers=[
             *("Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "Range"),
+            "If-Match",
             "Idempotency-Key",
         ],
         expose_headers=[

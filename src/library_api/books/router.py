@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from ..db import object_id
@@ -10,7 +10,17 @@ from ..files.upload import MultipartUpload
 from ..loans import availability
 from ..pagination import Page, Pagination
 from . import importer, imports, service
-from .schemas import Availability, BookCreate, BookPublic, BookSort, BookUpdate, ImportReport
+from .models import Book
+from .schemas import (
+    Availability,
+    BookCreate,
+    BookPublic,
+    BookSort,
+    BookUpdate,
+    ImportReport,
+    etag_listed,
+    etag_of,
+)
 
 router = APIRouter(prefix="/books", tags=["books"])
 
@@ -35,6 +45,38 @@ async def _import_upload(
 
 
 ImportUpload = Annotated[MultipartUpload, Depends(_import_upload)]
+
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "The Book's version: changes whenever any of its fields does",
+        "schema": {"type": "string", "example": '"3f786850e387550fdab836ed7e6dc881"'},
+    }
+}
+_ETAG_200: dict[int | str, dict[str, Any]] = {200: {"headers": _ETAG_HEADER}}
+_NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "Not modified: the ETag in If-None-Match is current",
+        "headers": _ETAG_HEADER,
+    }
+}
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="An ETag from an earlier answer: 304 while the book is unchanged"),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="The ETag the edit is based on: 412 precondition_failed, and nothing "
+        "changes, unless it is still the book's (checked in the write itself)"
+    ),
+]
+
+
+def _tagged(book: Book, response: Response) -> BookPublic:
+    response.headers["ETag"] = etag_of(book)
+    return BookPublic.of(book)
+
+
 _CSV_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -96,13 +138,16 @@ async def list_books(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=BookPublic,
-    responses=responses(*STAFF, "isbn_taken", "invalid_isbn"),
+    responses={
+        **responses(*STAFF, "isbn_taken", "invalid_isbn"),
+        201: {"headers": _ETAG_HEADER},
+    },
     summary="Add a book to the catalogue (librarian)",
     description="`422 invalid_isbn` when the ISBN's checksum does not hold; "
     "`409 isbn_taken` when the ISBN is already catalogued.",
 )
-async def create_book(body: BookCreate, _: LibrarianUser) -> BookPublic:
-    return BookPublic.of(await service.create_book(data=body))
+async def create_book(body: BookCreate, _: LibrarianUser, response: Response) -> BookPublic:
+    return _tagged(await service.create_book(data=body), response)
 
 
 @router.post(
@@ -136,17 +181,33 @@ async def import_books(upload: ImportUpload, runtime: RuntimeDep, request: Reque
 @router.get(
     "/{book_id}",
     response_model=BookPublic,
-    responses=responses(*AUTH, "not_found"),
+    responses={**responses(*AUTH, "not_found"), **_ETAG_200, **_NOT_MODIFIED},
     summary="One book",
 )
-async def get_book(book_id: str, _: CurrentUser) -> BookPublic:
-    return BookPublic.of(await service.get_book(book_id=object_id(book_id, "Book")))
+async def get_book(
+    book_id: str, _: CurrentUser, response: Response, if_none_match: IfNoneMatch = None
+) -> BookPublic | Response:
+    book = await service.get_book(book_id=object_id(book_id, "Book"))
+    etag = etag_of(book)
+    if if_none_match is not None and etag_listed(if_none_match, etag, weak=True):
+        return Response(status_code=304, headers={"ETag": etag})
+    return _tagged(book, response)
 
 
 @router.patch(
     "/{book_id}",
     response_model=BookPublic,
-    responses=responses(*STAFF, "not_found", "copies_in_use", "isbn_taken", "invalid_isbn"),
+    responses={
+        **responses(
+            *STAFF,
+            "not_found",
+            "copies_in_use",
+            "isbn_taken",
+            "invalid_isbn",
+            "precondition_failed",
+        ),
+        **_ETAG_200,
+    },
     summary="Change a book (librarian)",
     description="Any subset of the fields; `null` clears an optional one. `409 copies_in_use` "
     "when `total_copies` would fall below the copies on loan or held for a reservation; "
@@ -154,23 +215,35 @@ async def get_book(book_id: str, _: CurrentUser) -> BookPublic:
     "to the oldest waiting reservations (which become `ready`), not to the shelf.",
 )
 async def update_book(
-    book_id: str, body: BookUpdate, _: LibrarianUser, runtime: RuntimeDep
+    book_id: str,
+    body: BookUpdate,
+    _: LibrarianUser,
+    runtime: RuntimeDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> BookPublic:
     book = await service.update_book(
-        book_id=object_id(book_id, "Book"), data=body, settings=runtime.settings
+        book_id=object_id(book_id, "Book"),
+        data=body,
+        settings=runtime.settings,
+        if_match=if_match,
     )
-    return BookPublic.of(book)
+    return _tagged(book, response)
 
 
 @router.delete(
     "/{book_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(*STAFF, "not_found", "book_on_loan"),
+    responses=responses(*STAFF, "not_found", "book_on_loan", "precondition_failed"),
     summary="Remove a book, its files and its open reservations (librarian)",
     description="`409 book_on_loan` while a copy is on loan.",
 )
-async def delete_book(book_id: str, _: LibrarianUser, runtime: RuntimeDep) -> None:
-    await service.delete_book(book_id=object_id(book_id, "Book"), storage=runtime.storage)
+async def delete_book(
+    book_id: str, _: LibrarianUser, runtime: RuntimeDep, if_match: IfMatch = None
+) -> None:
+    await service.delete_book(
+        book_id=object_id(book_id, "Book"), storage=runtime.storage, if_match=if_match
+    )
 
 
 @router.get(

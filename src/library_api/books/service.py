@@ -17,7 +17,7 @@ from ..files.storage import Storage
 from ..reservations import service as reservations
 from . import terms
 from .models import Book
-from .schemas import BookCreate, BookSort, BookUpdate
+from .schemas import BookCreate, BookSort, BookUpdate, etag_listed, etag_of
 
 logger = logging.getLogger("library_api")
 
@@ -189,13 +189,51 @@ def _changes(data: BookUpdate) -> dict[str, Any]:
     return changes
 
 
-async def update_book(*, book_id: PydanticObjectId, data: BookUpdate, settings: Settings) -> Book:
+# What any change to a book moves: edits and files set `updated_at`, copies move the counters.
+# Pinned in the write's own filter, an If-Match leaves no window between check and write.
+_VERSION = ("updated_at", "total_copies", "available_copies", "held_copies", "loaned_copies")
+
+
+def _stale() -> AppError:
+    return AppError(
+        412, "precondition_failed", "The book has changed since the ETag given in If-Match"
+    )
+
+
+async def _pin(book_id: PydanticObjectId, if_match: str | None) -> dict[str, Any]:
+    """Filter clauses holding the book to the version `if_match` names (412 if it is not)."""
+    if if_match is None:
+        return {}
+    raw = await Book.get_pymongo_collection().find_one({"_id": book_id})
+    if raw is None:
+        raise not_found("Book")
+    if not etag_listed(if_match, etag_of(Book.model_validate(raw)), weak=False):
+        raise _stale()
+    return {field: raw.get(field) for field in _VERSION}
+
+
+async def _moved(book_id: PydanticObjectId, pin: dict[str, Any]) -> bool:
+    """After a conditional write missed: whether the pinned version was left behind."""
+    if not pin:
+        return False
+    now = await Book.get_pymongo_collection().find_one({"_id": book_id}, dict.fromkeys(_VERSION, 1))
+    return now is not None and any(now.get(field) != value for field, value in pin.items())
+
+
+async def update_book(
+    *,
+    book_id: PydanticObjectId,
+    data: BookUpdate,
+    settings: Settings,
+    if_match: str | None = None,
+) -> Book:
     """Apply a PATCH in one conditional update; lowering the copies below those out is 409.
 
     Copies a raised `total_copies` frees while readers wait never reach the shelf, where a
     reader outside the queue could borrow them: the same update counts them as held (the
     reservations hand-over protocol), then each is promised to the oldest waiting reader.
     """
+    pin = await _pin(book_id, if_match)
     changes = _changes(data)
     total = data.total_copies if "total_copies" in data.model_fields_set else None
     if not changes and total is None:
@@ -204,7 +242,7 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate, settings: 
     # A pipeline update, so the counters and search words are derived from the stored
     # document in the same atomic step; $literal keeps a "$..." title from reading a field.
     stages: list[dict[str, Any]] = [{"$set": {k: {"$literal": v} for k, v in changes.items()}}]
-    query: dict[str, Any] = {"_id": book_id}
+    query: dict[str, Any] = {"_id": book_id, **pin}
     restock = None
     if total is not None:
         # Counted before the update: a reader who joins the queue after it looks at the
@@ -225,6 +263,8 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate, settings: 
     except DuplicateKeyError:
         raise _isbn_taken() from None
     if raw is None:
+        if await _moved(book_id, pin):
+            raise _stale()
         if await collection.count_documents({"_id": book_id}, limit=1):
             raise AppError(
                 409,
@@ -240,11 +280,18 @@ async def update_book(*, book_id: PydanticObjectId, data: BookUpdate, settings: 
     return book
 
 
-async def delete_book(*, book_id: PydanticObjectId, storage: Storage) -> None:
+async def delete_book(
+    *, book_id: PydanticObjectId, storage: Storage, if_match: str | None = None
+) -> None:
     """Remove a book no one has on loan, its stored files and its open reservations."""
+    pin = await _pin(book_id, if_match)
     collection = Book.get_pymongo_collection()
-    raw = await collection.find_one_and_delete({"_id": book_id, "loaned_copies": {"$lte": 0}})
+    raw = await collection.find_one_and_delete(
+        {"_id": book_id, "loaned_copies": {"$lte": 0}, **pin}
+    )
     if raw is None:
+        if await _moved(book_id, pin):
+            raise _stale()
         if await collection.count_documents({"_id": book_id}, limit=1):
             raise AppError(409, "book_on_loan", "Copies of this book are on loan")
         raise not_found("Book")

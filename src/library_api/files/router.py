@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from ..books.schemas import BookPublic
+from ..books.schemas import BookPublic, etag_of
 from ..config import Settings
 from ..db import object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
@@ -104,9 +104,19 @@ _DOCUMENT_NOT_MODIFIED = {
     "description": "The client's copy (If-None-Match) is current",
     "headers": _DOCUMENT_HEADERS,
 }
-_UPLOAD_ERRORS = responses(
-    *STAFF, "not_found", "invalid_multipart", "file_too_large", "unsupported_media_type"
-)
+_UPLOAD_ERRORS = {
+    **responses(
+        *STAFF, "not_found", "invalid_multipart", "file_too_large", "unsupported_media_type"
+    ),
+    200: {
+        "headers": {
+            "ETag": {
+                "description": "The Book's version after the upload",
+                "schema": {"type": "string", "example": '"3f786850e387550fdab836ed7e6dc881"'},
+            }
+        }
+    },
+}
 
 
 def _unsatisfiable() -> dict[int | str, dict[str, Any]]:
@@ -169,6 +179,7 @@ def add_slot(routes: SlotRoutes) -> None:
         book_id: str,
         upload: Annotated[MultipartUpload, Depends(incoming)],
         runtime: RuntimeDep,
+        response: Response,
     ) -> BookPublic:
         book = await service.replace_file(
             book_id=object_id(book_id, "Book"),
@@ -177,6 +188,8 @@ def add_slot(routes: SlotRoutes) -> None:
             max_bytes=upload.limit,
             storage=runtime.storage,
         )
+        # Every answer that returns a Book carries its ETag (books/router.py).
+        response.headers["ETag"] = etag_of(book)
         return BookPublic.of(book)
 
     async def download(
