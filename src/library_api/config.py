@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     notify_stream_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15)
     notify_stream_recheck_seconds: float = Field(default=10.0, gt=0, le=25)
     notify_streams_per_user: int = Field(default=3, ge=1, le=100)
-    notify_streams_total: int = Field(default=500, ge=1, le=100_000)
+    notify_streams_total: int = Field(default=100, ge=1, le=100_000)
     # False: always poll, even where the deployment could use change streams.
     notify_stream_change_streams: bool = True
 

@@ -215,6 +215,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=[
             *("Authorization", "Content-Type", "X-Request-ID", "If-None-Match", "Range"),
             "If-Match",
+            "Last-Event-ID",
             "Idempotency-Key",
         ],
         expose_headers=[

@@ -122,6 +122,9 @@ async def serve(
         websockets=False,
         http1_settings=http1_settings(settings),
         log_dictconfig=log_config,
+        # Requests served at once; each open notification stream holds one for its life, so
+        # room for all of them and the ordinary traffic beside (Granian's default is 128).
+        backpressure=settings.notify_streams_total + 128,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -43,6 +43,8 @@ class Notification(Document):
                 name="by_user_newest",
             ),
             IndexModel([("next_mail_at", ASCENDING)], name="mail_queue"),
+            # The live stream's poll: a reader's notifications newer than an id.
+            IndexModel([("user_id", ASCENDING), ("_id", ASCENDING)], name="by_user_id"),
         ]
 
     @staticmethod

@@ -1,13 +1,15 @@
 """Reading notifications: their owner lists them and marks them read.
 
 Notifications are created by creation.py (at hand-overs) and scan.py, and mailed by outbox.py;
-scheduler.py runs the periodic scan.
+scheduler.py runs the periodic scan; stream.py sends new ones live, with the reads below.
 """
 
 from typing import Any
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.asynchronous.change_stream import AsyncChangeStream
 
 from .. import clock
 from ..errors import not_found
@@ -46,3 +48,53 @@ async def mark_read(
         raise not_found("Notification")
     notification: Notification = Notification.model_validate(raw)
     return notification
+
+
+# --- live notifications (stream.py) ---------------------------------------------------------
+
+
+async def notifications_after(
+    *, user_id: PydanticObjectId, after: ObjectId, limit: int
+) -> list[Notification]:
+    """The user's notifications whose id is above `after`, lowest id first."""
+    return (
+        await Notification.find({"user_id": user_id, "_id": {"$gt": after}})
+        .sort("+_id")
+        .limit(limit)
+        .to_list()
+    )
+
+
+async def has_change_streams() -> bool:
+    """Whether the deployment is a replica set (`hello` names one), which change streams need."""
+    database = Notification.get_pymongo_collection().database
+    hello = await database.client.admin.command("hello")
+    return bool(hello.get("setName"))
+
+
+Changes = AsyncChangeStream[dict[str, Any]]
+
+
+async def watch_new(*, user_id: PydanticObjectId, max_wait_seconds: float) -> Changes:
+    """A change stream of the user's notifications inserted from now on, on any instance.
+
+    A read of it waits up to `max_wait_seconds` on the server for a change.
+    """
+    collection = Notification.get_pymongo_collection()
+    return await collection.watch(
+        [{"$match": {"operationType": "insert", "fullDocument.user_id": user_id}}],
+        max_await_time_ms=max(1, int(max_wait_seconds * 1000)),
+    )
+
+
+async def next_inserted(changes: Changes, *, limit: int) -> list[Notification]:
+    """The notifications the stream has seen inserted: at most one wait on the server for the
+    first, then up to `limit` of those already there."""
+    found: list[Notification] = []
+    while len(found) < limit:
+        change = await changes.try_next()
+        if change is None:
+            break
+        if change.get("operationType") == "insert":
+            found.append(Notification.model_validate(change["fullDocument"]))
+    return found
