@@ -25,7 +25,7 @@ from tests.hostile.live import Live, live_server, read_all, status_of
 STOPPED = re.compile(r"import stopped \(([^)]*)\): (\d+) books created")
 
 
-def _import_request(librarian: Account) -> bytes:
+def _import_request(librarian: Account, key: str | None = None) -> bytes:
     rows = [f"Book {n},Author {n},{isbn13(n)},2001-01-01,Fiction,1" for n in range(MAX_IMPORT_ROWS)]
     csv = ("title,authors,isbn,published_date,genres,total_copies\n" + "\n".join(rows)).encode()
     body, headers = multipart(csv, "catalogue.csv", "text/csv")
@@ -33,7 +33,8 @@ def _import_request(librarian: Account) -> bytes:
     head = (
         "POST /api/v1/books/import HTTP/1.1\r\nHost: t\r\n"
         f"Authorization: {librarian.headers['Authorization']}\r\n"
-        f"Content-Type: {headers['Content-Type']}\r\nContent-Length: {len(body)}\r\n\r\n"
+        + (f"Idempotency-Key: {key}\r\n" if key else "")
+        + f"Content-Type: {headers['Content-Type']}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -112,3 +113,40 @@ def test_an_import_whose_client_goes_away_stops_at_the_next_batch(
         time.sleep(1)
         assert raw_db.books.count_documents({}) == created > 0
         assert live.process.poll() is None  # the server itself goes on
+
+
+def test_a_request_cut_off_by_a_stop_keeps_no_idempotency_record(
+    settings: Settings, tmp_path: Path, librarian: Account, raw_db: Any
+) -> None:
+    """A 503 (here: the stop's) is not kept for an Idempotency-Key: its retry runs."""
+    with live_server(settings, tmp_path, SHUTDOWN_GRACE_SECONDS="0.5") as live:
+        answers: list[bytes] = []
+        sock = live.connect(120)
+        sock.sendall(_import_request(librarian, key="import-once"))
+        threading.Thread(target=lambda: answers.append(read_all(sock)), daemon=True).start()
+        _wait_for(lambda: raw_db.books.count_documents({}) > 0, 120)
+        assert raw_db.idempotency_keys.count_documents({}) == 1  # claimed while running
+        live.process.send_signal(signal.SIGTERM)
+        live.process.wait(20)
+        _wait_for(lambda: bool(answers), 10)
+        sock.close()
+    assert status_of(answers[0]) in (0, 503)
+    assert raw_db.idempotency_keys.count_documents({}) == 0
+    with live_server(settings, tmp_path) as again, again.connect(60) as retry:
+        small = _import_request(librarian, key="import-once").split(b"\r\n\r\n", 1)[0]
+        assert b"Idempotency-Key: import-once" in small
+        answer = exchange_small_import(retry, librarian)
+    # Run as a new request (a kept record would answer 422 for this other body, or 409).
+    assert status_of(answer) == 200, answer[:300]
+
+
+def exchange_small_import(sock: socket.socket, librarian: Account) -> bytes:
+    csv = b"title,authors,isbn,published_date,genres,total_copies\nOne,A,9780441478125,,,1\n"
+    body, headers = multipart(csv, "one.csv", "text/csv")
+    head = (
+        "POST /api/v1/books/import HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        f"Authorization: {librarian.headers['Authorization']}\r\nIdempotency-Key: import-once\r\n"
+        f"Content-Type: {headers['Content-Type']}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    return read_all(sock)
