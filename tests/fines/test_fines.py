@@ -251,7 +251,10 @@ def test_check_consistency_covers_fines_and_repairs_a_missing_one(
     status, output = run_cli(client, settings, monkeypatch, "check-consistency")
     assert status == 1
     assert f"fine {fine['id']}: balance 5" in output
+    # The reader's record follows the fines' own writes, not the edits above.
+    assert f"user {member.id}: fines_due_cents {70 + charged}, open balances sum to 5" in output
     assert f"loan {loan['id']}: returned late with no fine" in output
     status, output = run_cli(client, settings, monkeypatch, "check-consistency", "--repair")
     assert f"loan {loan['id']}: fine of {charged} recorded" in output
+    assert f"user {member.id}: fines_due_cents" in output
     assert raw_db.fines.count_documents({}) == 2

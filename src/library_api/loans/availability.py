@@ -31,12 +31,12 @@ async def get_availability(
     me = doc_id(reader)
     # The overdue question rides on the book's loans query, unless the record rules it out.
     overdue_of = None if rules.none_overdue(reader, now) else me
-    on_shelf, loans, holds, fined = await asyncio.gather(
+    on_shelf, loans, holds = await asyncio.gather(
         copies.shelf_copies(book_id=book_id),
         service.loans_out(book_id=book_id, overdue_of=overdue_of, now=now),
         reservations.open_holds(book_id=book_id),
-        fines.is_blocked(user_id=me, settings=settings),
     )
+    fined = fines.is_blocked(reader=reader, settings=settings)
     if on_shelf is None:
         raise not_found("Book")
     out = [loan for loan in loans if loan.book_id == book_id]  # soonest due first

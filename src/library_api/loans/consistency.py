@@ -261,4 +261,4 @@ async def repair(*, settings: Settings, progress: Callable[[str], None] | None =
         await asyncio.sleep(watch.settles_in() + 0.01)
         done, _ = await watch.look(settings=settings)
         repaired.extend(done)
-    return repaired + await fines.repair_missing(settings=settings)
+    return repaired + await fines.repair_missing(settings=settings) + await fines.repair_dues()

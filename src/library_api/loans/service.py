@@ -200,7 +200,7 @@ async def borrow(
         if overdue:
             raise await _refusal(book_id, borrower, BorrowFacts(overdue=True), settings)
         # Second in precedence: only a reader with no overdue loan hears about fines.
-        if await fines.is_blocked(user_id=reader, settings=settings):
+        if fines.is_blocked(reader=borrower, settings=settings):
             raise await _refusal(book_id, borrower, BorrowFacts(fined=True), settings)
         if not slot:
             raise await _refusal(book_id, borrower, BorrowFacts(at_limit=True), settings)
@@ -351,7 +351,7 @@ async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -
         if loan.due_at < now and not actor.role.at_least(Role.librarian):
             raise AppError(409, "loan_overdue", "An overdue loan is renewed only by a librarian")
         if not actor.role.at_least(Role.librarian):
-            await fines.check_not_blocked(user_id=loan.user_id, settings=settings)
+            fines.check_not_blocked(reader=actor, settings=settings)
         if await reservations.others_waiting(book_id=loan.book_id, user_id=loan.user_id):
             raise AppError(409, "reserved_by_others", "Other readers are waiting for this book")
         # The state read above is the precondition: a concurrent renewal or return makes

@@ -32,6 +32,8 @@ class User(Document):
     created_at: datetime
     # The reader asked to keep their loan history past HISTORY_RETENTION_DAYS (privacy/).
     keep_history: bool = False
+    # The sum of the reader's open fine balances, kept by fines/service.py.
+    fines_due_cents: int = 0
     # Moved with `$inc` and the limit in the filter, so parallel borrows cannot pass it.
     active_loans: int = 0
     # No active loan of this reader is due before this (None: not known), moved with the loan

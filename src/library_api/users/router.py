@@ -7,7 +7,6 @@ from .. import clock
 from ..db import doc_id, object_id
 from ..deps import AdminUser, CurrentAuth, CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import AUTH, STAFF, responses
-from ..fines import service as fines
 from ..pagination import Page, Pagination
 from ..privacy import service as privacy
 from . import service
@@ -28,12 +27,11 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.get("/me", response_model=UserMe, responses=responses(*AUTH), summary="Your account")
 async def read_me(user: CurrentUser) -> UserMe:
     active, overdue = await service.loan_counts(user_id=doc_id(user))
-    due = await fines.open_balance(user_id=doc_id(user))
     return UserMe(
         **UserPublic.of(user).model_dump(),
         active_loans=active,
         overdue_loans=overdue,
-        fines_due_cents=due,
+        fines_due_cents=user.fines_due_cents,
     )
 
 
