@@ -4,7 +4,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 from importlib import resources
 
@@ -27,6 +27,7 @@ from .files.router import router as files_router
 from .fines.router import router as fines_router
 from .idempotency.middleware import IdempotencyMiddleware
 from .limits import LimitsMiddleware
+from .loans import history as loan_history
 from .loans.router import router as loans_router
 from .middleware import (
     EmptyQueryMiddleware,
@@ -107,6 +108,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.runtime = runtime
     scanner = None
+    # Returned loans an older version kept in `loans` move to the history in the background.
+    migration = None
+    if await loan_history.left_to_move():
+        migration = asyncio.create_task(loan_history.migrate(), name="loan-history-migration")
     try:
         if settings.admin_email and settings.admin_password:
             first = admin_account(
@@ -120,6 +125,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scanner = start_scanner(settings=settings)
         yield
     finally:
+        if migration is not None:
+            migration.cancel()
+            with suppress(asyncio.CancelledError):
+                await migration
         await stop_scanner(scanner)
         await database.close()
 

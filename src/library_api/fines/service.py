@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from .. import clock
 from ..config import Settings
 from ..errors import AppError, not_found
-from ..loans.models import Loan, LoanStatus
+from ..loans.models import Loan, LoanStatus, ReturnedLoan
 from ..users.models import User
 from .models import Fine, FineStatus, Payment, Waiver
 
@@ -261,13 +261,20 @@ async def _unfined(settings: Settings) -> list[dict[str, Any]]:
     if settings.fine_per_day_cents <= 0:
         return []
     late: list[dict[str, Any]] = []
-    returned = Loan.get_pymongo_collection().find(
-        {"status": LoanStatus.returned.value, "fine_cents": {"$in": [0, None]}},
-        {"due_at": 1, "returned_at": 1, "user_id": 1, "book_title": 1},
-    )
-    async for loan in returned:
-        if loan.get("user_id") is not None and loan["returned_at"] > loan["due_at"]:
-            late.append(loan)
+    seen: set[Any] = set()
+    # Returned loans not yet moved to the history, then the history (loans/history.py); a
+    # loan caught between the two by a move counts once.
+    for collection in (Loan.get_pymongo_collection(), ReturnedLoan.get_pymongo_collection()):
+        returned = collection.find(
+            {"status": LoanStatus.returned.value, "fine_cents": {"$in": [0, None]}},
+            {"due_at": 1, "returned_at": 1, "user_id": 1, "book_title": 1},
+        )
+        async for loan in returned:
+            if loan["_id"] in seen:
+                continue
+            seen.add(loan["_id"])
+            if loan.get("user_id") is not None and loan["returned_at"] > loan["due_at"]:
+                late.append(loan)
     if not late:
         return []
     fined = await recorded(loan_ids=[loan["_id"] for loan in late])
@@ -322,8 +329,7 @@ async def repair_missing(*, settings: Settings) -> list[str]:
             returned_at=loan["returned_at"],
             settings=settings,
         )
-        await Loan.get_pymongo_collection().update_one(
-            {"_id": loan["_id"]}, {"$set": {"fine_cents": amount}}
-        )
+        for collection in (Loan.get_pymongo_collection(), ReturnedLoan.get_pymongo_collection()):
+            await collection.update_one({"_id": loan["_id"]}, {"$set": {"fine_cents": amount}})
         repaired.append(f"loan {loan['_id']}: fine of {amount} recorded")
     return repaired

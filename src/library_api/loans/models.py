@@ -44,4 +44,18 @@ class Loan(Document):
         ]
 
 
-DOCUMENTS = [Loan]
+class ReturnedLoan(Loan):
+    """A returned loan, moved out of `loans` into `loan_history` with the same `_id` and
+    fields (loans/history.py), so the active collection and its unique index stay small."""
+
+    class Settings:
+        name = "loan_history"
+        indexes = [
+            IndexModel([("user_id", ASCENDING), ("borrowed_at", DESCENDING)], name="by_user"),
+            IndexModel([("book_id", ASCENDING), ("borrowed_at", DESCENDING)], name="by_book"),
+            IndexModel([("borrowed_at", DESCENDING)], name="by_borrowed"),
+            IndexModel([("returned_at", ASCENDING)], name="by_returned"),
+        ]
+
+
+DOCUMENTS = [Loan, ReturnedLoan]

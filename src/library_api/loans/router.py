@@ -8,7 +8,7 @@ from ..deps import CurrentUser, LibrarianUser, Runtime, RuntimeDep
 from ..errors import AUTH, STAFF, responses
 from ..fines import service as fines
 from ..pagination import Page, Pagination
-from . import service
+from . import history, service
 from .models import Loan, LoanStatus
 from .schemas import BorrowRequest, DueDateChange, LoanFilter, LoanPublic
 
@@ -105,7 +105,7 @@ async def return_book(book_id: str, user: CurrentUser, runtime: RuntimeDep) -> L
 async def list_my_loans(
     user: CurrentUser, runtime: RuntimeDep, paging: Pagination, status: LoanFilter | None = None
 ) -> Page[LoanPublic]:
-    loans, total = await service.list_loans(
+    loans, total = await history.list_loans(
         user_id=doc_id(user), book_id=None, status=status, skip=paging.skip, limit=paging.page_size
     )
     return _page(paging, loans, total, runtime)
@@ -125,7 +125,7 @@ async def list_loans(
     book_id: IdFilter = None,
     status: LoanFilter | None = None,
 ) -> Page[LoanPublic]:
-    loans, total = await service.list_loans(
+    loans, total = await history.list_loans(
         user_id=user_id,
         book_id=book_id,
         status=status,

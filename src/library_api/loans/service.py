@@ -26,11 +26,10 @@ from ..errors import AppError, not_found
 from ..fines import service as fines
 from ..reservations import service as reservations
 from ..users.models import Role, User
-from . import rules
+from . import history, rules
 from .models import Loan, LoanStatus
-from .queries import has_active_loan, id_filters
+from .queries import has_active_loan
 from .rules import BorrowFacts
-from .schemas import LoanFilter
 
 logger = logging.getLogger("library_api")
 
@@ -267,9 +266,7 @@ async def _fine(loan: Loan, settings: Settings) -> int:
         settings=settings,
     )
     if amount:
-        await Loan.get_pymongo_collection().update_one(
-            {"_id": loan.id}, {"$set": {"fine_cents": amount}}
-        )
+        await history.record_fine(loan_id=doc_id(loan), amount=amount)
     return amount
 
 
@@ -292,10 +289,9 @@ def _owned(query: dict[str, Any], actor: User) -> dict[str, Any]:
 
 async def get_loan(*, loan_id: PydanticObjectId, actor: User) -> Loan:
     """A loan its owner or a librarian may see; anyone else is told it does not exist."""
-    raw = await Loan.get_pymongo_collection().find_one(_owned({"_id": loan_id}, actor))
-    if raw is None:
+    loan = await history.find_loan(_owned({"_id": loan_id}, actor))
+    if loan is None:
         raise not_found("Loan")
-    loan: Loan = Loan.model_validate(raw)
     return loan
 
 
@@ -320,6 +316,8 @@ async def set_due_date(*, loan_id: PydanticObjectId, due_at: datetime) -> Loan:
     loans = Loan.get_pymongo_collection()
     raw = await loans.find_one({"_id": loan_id}, {"borrowed_at": 1, "status": 1, "user_id": 1})
     if raw is None:
+        if await history.is_returned(loan_id=loan_id):
+            raise _already_returned()
         raise not_found("Loan")
     if raw["status"] != ACTIVE:
         raise _already_returned()
@@ -372,25 +370,3 @@ async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -
         if raw is not None:
             renewed: Loan = Loan.model_validate(raw)
             return renewed
-
-
-async def list_loans(
-    *,
-    user_id: PydanticObjectId | str | None,
-    book_id: PydanticObjectId | str | None,
-    status: LoanFilter | None,
-    skip: int,
-    limit: int,
-) -> tuple[list[Loan], int]:
-    """A page of loans, newest first; a malformed id filter matches nothing."""
-    ids = id_filters(user_id=user_id, book_id=book_id)
-    if ids is None:
-        return [], 0
-    query: dict[str, Any] = dict(ids)
-    if status == LoanFilter.overdue:
-        query.update(status=ACTIVE, due_at={"$lt": clock.now()})
-    elif status is not None:
-        query["status"] = status.value
-    total = await Loan.find(query).count()
-    found = await Loan.find(query).sort("-borrowed_at", "-_id").skip(skip).limit(limit).to_list()
-    return found, total

@@ -27,6 +27,7 @@ from uuid import uuid4
 from ..config import Settings
 from ..fines import service as fines
 from ..loans import consistency
+from ..loans import history as loan_history
 from ..privacy import service as privacy
 from ..reservations import service as reservations
 from . import lease, outbox, scan
@@ -41,7 +42,8 @@ LEASE_MARGIN = timedelta(minutes=2)
 
 
 async def run_scan(*, settings: Settings) -> int:
-    """Expire lapsed holds, create every missing notification, mail what is pending.
+    """Expire lapsed holds, create every missing notification, mail what is pending,
+    anonymise old history and move returned loans to the history.
 
     Returns how many notifications this call created.
     """
@@ -50,6 +52,8 @@ async def run_scan(*, settings: Settings) -> int:
     if settings.smtp_url:
         await outbox.send_pending_mail(settings=settings)
     await privacy.anonymise_history(settings=settings)
+    # Returned loans leave the active collection (loans/history.py).
+    await loan_history.archive_returned()
     return created
 
 
