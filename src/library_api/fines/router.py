@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 
 from ..db import doc_id, object_id
 from ..deps import CurrentUser, LibrarianUser
-from ..errors import AUTH, STAFF, AppError, responses
+from ..errors import AUTH, STAFF, responses
 from ..pagination import Page, Pagination
 from . import service
 from .models import Fine, FineStatus
@@ -48,10 +48,8 @@ async def list_fines(
     user_id: UserFilter = None,
     status: FineStatus | None = None,
 ) -> Page[FinePublic]:
-    if user_id is not None and not _is_id(user_id):
-        return paging.wrap([], 0)
     fines, total = await service.list_fines(
-        user_id=object_id(user_id, "User") if user_id else None,
+        user_id=user_id,
         status=status,
         skip=paging.skip,
         limit=paging.page_size,
@@ -86,11 +84,3 @@ async def waive_fine(fine_id: str, body: WaiveRequest, user: LibrarianUser) -> F
         fine_id=object_id(fine_id, "Fine"), reason=body.reason, by=doc_id(user)
     )
     return FinePublic.of(fine)
-
-
-def _is_id(value: str) -> bool:
-    try:
-        object_id(value, "User")
-    except AppError:
-        return False
-    return True

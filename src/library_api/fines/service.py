@@ -16,6 +16,7 @@ from .. import clock
 from ..config import Settings
 from ..errors import AppError, not_found
 from ..loans.models import Loan, LoanStatus, ReturnedLoan
+from ..loans.queries import id_filters
 from ..users.models import User
 from .models import Fine, FineStatus, Payment, Waiver
 
@@ -86,17 +87,13 @@ async def recorded(*, loan_ids: list[PydanticObjectId]) -> dict[PydanticObjectId
     return {doc["_id"]: doc["amount_cents"] async for doc in found}
 
 
-async def open_balance(*, user_id: PydanticObjectId) -> int:
-    """The sum of the reader's open balances."""
-    rows = await Fine.get_pymongo_collection().aggregate(
-        [
-            {"$match": {"user_id": user_id, "status": FineStatus.open.value}},
-            {"$group": {"_id": None, "due": {"$sum": "$balance_cents"}}},
-        ]
+async def open_fine_loans(*, readers: Any) -> list[PydanticObjectId]:
+    """The loans (a fine's id is its loan's) with an open fine of these readers (a query on
+    `user_id`)."""
+    found = Fine.get_pymongo_collection().find(
+        {"status": FineStatus.open.value, "user_id": readers}, {"_id": 1}
     )
-    async for row in rows:
-        return int(row["due"])
-    return 0
+    return [doc["_id"] async for doc in found]
 
 
 def can_block(settings: Settings) -> bool:
@@ -218,14 +215,16 @@ async def get_fine(*, fine_id: PydanticObjectId) -> Fine:
 
 async def list_fines(
     *,
-    user_id: PydanticObjectId | None,
+    user_id: PydanticObjectId | str | None,
     status: FineStatus | None,
     skip: int,
     limit: int,
 ) -> tuple[list[Fine], int]:
-    query: dict[str, Any] = {}
-    if user_id is not None:
-        query["user_id"] = user_id
+    """A page of fines; a malformed `user_id` filter names nothing (an empty page)."""
+    ids = id_filters(user_id=user_id)
+    if ids is None:
+        return [], 0
+    query: dict[str, Any] = dict(ids)
     if status is not None:
         query["status"] = status.value
     total = await Fine.find(query).count()

@@ -20,6 +20,7 @@ from ..auth.models import LoginAttempt, Session
 from ..config import Settings
 from ..db import doc_id
 from ..errors import AppError
+from ..fines import service as fines
 from ..fines.models import Fine, FineStatus
 from ..loans.models import Loan, LoanStatus, ReturnedLoan
 from ..notifications.models import Notification
@@ -49,21 +50,14 @@ async def _batched(collection: Any, query: dict[str, Any], change: dict[str, Any
             return done
 
 
-async def _open_fine_loans(user_ids: Any) -> list[PydanticObjectId]:
-    # A loan with an open fine is kept until the fine is closed: the fine's id is the loan's.
-    found = Fine.get_pymongo_collection().find(
-        {"status": FineStatus.open.value, "user_id": user_ids}, {"_id": 1}
-    )
-    return [doc["_id"] async for doc in found]
-
-
 async def _anonymise(readers: Any, before: datetime | None) -> int:
     """Finished history of `readers` (a query on user_id), older than `before` if given."""
 
     def older(field: str) -> dict[str, Any]:
         return {} if before is None else {field: {"$lt": before}}
 
-    kept = await _open_fine_loans(readers)
+    # A loan with an open fine is kept until the fine is closed.
+    kept = await fines.open_fine_loans(readers=readers)
     anonymous = {"$set": {"user_id": ANONYMOUS}}
     returned = {
         "user_id": readers,
@@ -152,7 +146,7 @@ async def _check_erasable(user: User) -> None:
     )
     if active is not None:
         raise AppError(409, "has_active_loans", "Books are still out on this account")
-    if await _open_fine_loans({"$eq": user_id}):
+    if await fines.open_fine_loans(readers={"$eq": user_id}):
         raise AppError(409, "fines_outstanding", "This account has an open fine balance")
     if user.role == Role.admin and user.is_active:
         others = await User.get_pymongo_collection().count_documents(

@@ -8,6 +8,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationError,
 )
@@ -29,22 +30,19 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Password = Annotated[str, Field(min_length=8, max_length=128)]
 
 
+_USER_EXAMPLE: dict[str, JsonValue] = {
+    "id": "6650f0a1c4b5d6e7f8091a2b",
+    "name": "Ada Lovelace",
+    "email": "ada.lovelace@example.com",
+    "role": "member",
+    "is_active": True,
+    "keep_history": False,
+    "created_at": "2026-11-02T09:30:00Z",
+}
+
+
 class UserPublic(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "6650f0a1c4b5d6e7f8091a2b",
-                    "name": "Ada Lovelace",
-                    "email": "ada.lovelace@example.com",
-                    "role": "member",
-                    "is_active": True,
-                    "keep_history": False,
-                    "created_at": "2026-11-02T09:30:00Z",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_USER_EXAMPLE]})
 
     id: str
     name: str
@@ -71,18 +69,7 @@ class UserMe(UserPublic):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {
-                    "id": "6650f0a1c4b5d6e7f8091a2b",
-                    "name": "Ada Lovelace",
-                    "email": "ada.lovelace@example.com",
-                    "role": "member",
-                    "is_active": True,
-                    "keep_history": False,
-                    "created_at": "2026-11-02T09:30:00Z",
-                    "active_loans": 2,
-                    "overdue_loans": 0,
-                    "fines_due_cents": 0,
-                }
+                {**_USER_EXAMPLE, "active_loans": 2, "overdue_loans": 0, "fines_due_cents": 0}
             ]
         }
     )
