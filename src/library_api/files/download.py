@@ -14,6 +14,7 @@ from fastapi import Response
 from fastapi.responses import StreamingResponse
 
 from ..books.models import StoredFile
+from ..books.schemas import etag_listed
 from ..errors import AppError, not_found
 from .storage import FileMissingError, Storage
 
@@ -35,15 +36,6 @@ _ATTR_CHAR_EXTRA = "!#$&+^`|"
 
 def etag_of(stored: StoredFile) -> str:
     return f'"{stored.sha256}"'
-
-
-def etag_matches(header: str, etag: str) -> bool:
-    """If-None-Match uses the weak comparison: `W/` is ignored, `*` matches any file."""
-    for candidate in header.split(","):
-        tag = candidate.strip()
-        if tag == "*" or tag.removeprefix("W/") == etag:
-            return True
-    return False
 
 
 def range_not_satisfiable(size: int) -> AppError:
@@ -124,7 +116,8 @@ async def serve_file(
         }
         if ranges:
             headers["Accept-Ranges"] = "bytes"
-        if if_none_match is not None and etag_matches(if_none_match, etag):
+        # If-None-Match uses the weak comparison: `W/` is ignored, `*` matches any file.
+        if if_none_match is not None and etag_listed(if_none_match, etag, weak=True):
             return Response(status_code=304, headers=headers)
         span = None
         if ranges and (if_range is None or if_range.strip() == etag):
