@@ -13,7 +13,7 @@ import each other too (they hold entry points, documents or plumbing, not rules)
     the queue              reservations
     notifications          creation, scan, outbox, reading, lease
     fines, idempotency
-    copy and slot state    copies; loans/queries (the loan questions reservations ask)
+    copy and slot state    copies (and which reader has a copy out: reservations ask it)
     files                  storage backends, uploads, downloads
     documents (open)       every models.py and schemas.py
     foundation (open)      clock, config, db, errors, security, pagination
@@ -21,6 +21,9 @@ import each other too (they hold entry points, documents or plumbing, not rules)
 In short: books -> reservations -> copies <- loans; loans -> reservations -> notifications;
 copy and slot counters move only through copies/service.py; notifications call no other
 domain's service (the periodic scan that expires holds is a job, in the scheduler).
+
+Between domains, the imports of their closed modules (neither open layer) go one way too:
+no domain depends on another that depends back on it, whichever modules carry the imports.
 
 The other rules: the import graph has no cycle, function-local imports included (a local
 import must not hide one); only service modules reach the database, with the exceptions
@@ -37,7 +40,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "library_api"
 MAX_LINES = 400
 
-# (name, patterns, open). A pattern is a module ("loans.queries"), a domain ("loans") or a
+# (name, patterns, open). A pattern is a module ("books.demo"), a domain ("loans") or a
 # glob over modules ("*.router"); the most specific match decides.
 LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
     (
@@ -65,7 +68,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
     ("the queue", frozenset({"reservations"}), False),
     ("notifications", frozenset({"notifications"}), False),
     ("fines, idempotency", frozenset({"fines", "idempotency"}), False),
-    ("copy and slot state", frozenset({"copies", "loans.queries"}), False),
+    ("copy and slot state", frozenset({"copies"}), False),
     ("files", frozenset({"files"}), False),
     ("documents", frozenset({"*.models", "*.schemas"}), True),
     (
@@ -78,7 +81,6 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
 # Modules other than a domain's service.py that may query the database, and why.
 DATABASE_EXCEPTIONS = {
     "loans/consistency.py": "recomputes every counter from all the collections and repairs it",
-    "loans/queries.py": "the loan questions the reservations service asks, below both",
     "loans/history.py": "moves returned loans to their own collection; reads over both",
     "books/imports.py": "the CSV import's batched writes, a job of its own beside the catalogue",
     "notifications/creation.py": "the notifications service, split along its seams",
@@ -203,10 +205,13 @@ def domain(module: str) -> str:
     return module.split(".")[0]
 
 
-def layer_of(module: str) -> int | None:
+Layers = tuple[tuple[str, frozenset[str], bool], ...]
+
+
+def layer_of(module: str, layers: Layers = LAYERS) -> int | None:
     """Index of the module's layer (0 is the top); None when no layer declares it."""
     best: tuple[int, int] | None = None  # (specificity, layer)
-    for index, (_, patterns, _) in enumerate(LAYERS):
+    for index, (_, patterns, _) in enumerate(layers):
         for pattern in patterns:
             if pattern == module:
                 rank = 3
@@ -253,6 +258,10 @@ def import_cycles(trees: dict[str, ast.Module]) -> list[list[str]]:
         module: {t for t, _, _ in imports(module, tree, known) if t in known and t != module}
         for module, tree in trees.items()
     }
+    return _cycles(graph)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     # Tarjan's strongly connected components; one with two or more modules is a cycle.
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -285,6 +294,24 @@ def import_cycles(trees: dict[str, ast.Module]) -> list[list[str]]:
         if module not in index:
             visit(module)
     return cycles
+
+
+def domain_cycles(trees: dict[str, ast.Module], layers: Layers = LAYERS) -> list[list[str]]:
+    """Cycles between domains, through imports whose both ends are in closed layers."""
+    known = set(trees)
+
+    def closed(module: str) -> bool:
+        layer = layer_of(module, layers)
+        return "." in module and layer is not None and not layers[layer][2]
+
+    graph: dict[str, set[str]] = {}
+    for module, tree in trees.items():
+        if not closed(module):
+            continue
+        for target, _, _ in imports(module, tree, known):
+            if closed(target) and domain(target) != domain(module):
+                graph.setdefault(domain(module), set()).add(domain(target))
+    return _cycles(graph)
 
 
 def _is_service(path: str) -> bool:
@@ -403,6 +430,30 @@ def test_a_function_local_import_that_hides_a_cycle_fails() -> None:
     )
     assert import_cycles(trees) == [["notifications.service", "reservations.service"]]
     assert import_cycles(_parse(a="from . import b\n", b="")) == []
+
+
+def test_domains_do_not_depend_on_each_other_both_ways() -> None:
+    assert domain_cycles(sources()) == []
+
+
+def test_a_domain_cycle_through_different_modules_fails() -> None:
+    # The layout before: loans.queries placed below the queue, so each import followed the
+    # layers and the module graph had no cycle, yet loans and reservations leant on each other.
+    before = tuple(
+        (name, patterns | {"loans.queries"} if name == "copy and slot state" else patterns, is_open)
+        for name, patterns, is_open in LAYERS
+    )
+    trees = _parse(
+        loans__service="from ..reservations import service\nfrom .models import Loan\n",
+        reservations__service="from ..loans.queries import has_active_loan\n",
+        loans__queries="from .models import Loan\n",
+        loans__models="",
+    )
+    assert import_cycles(trees) == []
+    assert domain_cycles(trees, before) == [["loans", "reservations"]]
+    # Documents are open: reading the other domain's models makes no edge.
+    trees["reservations.service"] = ast.parse("from ..loans.models import Loan\n")
+    assert domain_cycles(trees, before) == []
 
 
 def test_only_services_reach_the_database() -> None:

@@ -3,8 +3,12 @@
 from dataclasses import dataclass
 from typing import Annotated
 
+from beanie import PydanticObjectId
 from fastapi import Depends, Query
 from pydantic import BaseModel
+
+from .db import object_id
+from .errors import AppError
 
 MAX_SKIP = 2**31 - 1
 
@@ -38,3 +42,24 @@ def _page_params(
 
 
 Pagination = Annotated[PageParams, Depends(_page_params)]
+
+
+def id_filters(**ids: PydanticObjectId | str | None) -> dict[str, PydanticObjectId] | None:
+    """Query clauses for a list's filters by id (loans, reservations, fines); None when a
+    client's id is malformed.
+
+    A malformed id names nothing, so the list is empty rather than a 422. An empty string is
+    a filter left out.
+    """
+    clauses: dict[str, PydanticObjectId] = {}
+    for field, value in ids.items():
+        if isinstance(value, str):
+            if not value:
+                continue
+            try:
+                value = object_id(value, field)
+            except AppError:
+                return None
+        if value is not None:
+            clauses[field] = value
+    return clauses

@@ -22,6 +22,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 
 from ..books.models import Book
+from ..loans.models import Loan, LoanStatus
 from ..users.models import User
 
 Place = Literal["available_copies", "held_copies", "loaned_copies"]
@@ -118,6 +119,14 @@ async def give_back_to_shelf(*, book_id: PydanticObjectId) -> bool:
 async def give_back_to_hold(*, book_id: PydanticObjectId) -> bool:
     """A returned copy is held for the queue at once, never reaching the shelf."""
     return await _move(book_id, LOANED, HELD)
+
+
+async def has_on_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
+    """Whether one of the book's loaned copies is out with this reader (an active loan)."""
+    found = await Loan.get_pymongo_collection().find_one(
+        {"user_id": user_id, "book_id": book_id, "status": LoanStatus.active.value}, {"_id": 1}
+    )
+    return found is not None
 
 
 # --- holding for readers ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from .. import clock
 from ..config import Settings
 from ..errors import AppError, not_found
 from ..loans.models import Loan, LoanStatus, ReturnedLoan
-from ..loans.queries import id_filters
+from ..pagination import id_filters
 from ..users.models import User
 from .models import Fine, FineStatus, Payment, Waiver
 

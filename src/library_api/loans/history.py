@@ -24,8 +24,8 @@ from beanie import PydanticObjectId
 from pymongo import ReplaceOne
 
 from .. import clock
+from ..pagination import id_filters
 from .models import Loan, LoanStatus, ReturnedLoan
-from .queries import id_filters
 from .schemas import LoanFilter
 
 logger = logging.getLogger("library_api")

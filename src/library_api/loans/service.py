@@ -28,7 +28,6 @@ from ..reservations import service as reservations
 from ..users.models import Role, User
 from . import history, rules
 from .models import Loan, LoanStatus
-from .queries import has_active_loan
 from .rules import BorrowFacts
 
 logger = logging.getLogger("library_api")
@@ -146,7 +145,7 @@ async def _refusal(
     if (
         rules.outranks("already_borrowed", code)
         and may_have_it
-        and await has_active_loan(user_id=doc_id(borrower), book_id=book_id)
+        and await copies.has_on_loan(user_id=doc_id(borrower), book_id=book_id)
     ):
         code = "already_borrowed"
     return rules.refused(code, settings)

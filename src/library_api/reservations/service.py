@@ -24,8 +24,8 @@ from ..config import Settings, get_settings
 from ..copies import service as copies
 from ..db import doc_id
 from ..errors import AppError, not_found
-from ..loans.queries import has_active_loan, id_filters
 from ..notifications.creation import announce_ready
+from ..pagination import id_filters
 from ..users.models import Role, User
 from . import rules
 from .models import Reservation, ReservationStatus
@@ -124,7 +124,7 @@ async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> R
                 continue
             return None
         reservation: Reservation = Reservation.model_validate(raw)
-        if not await has_active_loan(user_id=reservation.user_id, book_id=book_id):
+        if not await copies.has_on_loan(user_id=reservation.user_id, book_id=book_id):
             await announce_ready(reservation=reservation)
             return reservation
         # The reader took a shelf copy while waiting: the reservation has served its purpose.
@@ -232,7 +232,7 @@ async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) 
         raise not_found("Book")
     user_id = doc_id(user)
     # Unasked facts stay False: a copy on the shelf outranks the loan, so it is not asked.
-    has_loan = on_shelf == 0 and await has_active_loan(user_id=user_id, book_id=book_id)
+    has_loan = on_shelf == 0 and await copies.has_on_loan(user_id=user_id, book_id=book_id)
     blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=False)
     if blockers:
         raise rules.refused(blockers[0])
