@@ -153,7 +153,10 @@ async def _with_history(
     waiting = [doc["_id"] async for doc in loans.find({**query, "status": RETURNED}, {"_id": 1})]
     both = await history.count_documents({"_id": {"$in": waiting}}) if waiting else 0
     total = in_loans + await history.count_documents(query) - both
-    head = skip + limit
+    if skip >= total:
+        # A page past the end is empty, however far: nothing is read for it.
+        return [], total
+    head = min(skip + limit, total)
     merged: dict[Any, dict[str, Any]] = {}
     for collection in (loans, history):
         async for doc in collection.find(query, sort=NEWEST_FIRST, limit=head):
