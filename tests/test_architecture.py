@@ -107,6 +107,7 @@ COUNTERS = frozenset(
         "loans_ever",
         "active_loans",
         "loans_due_from",
+        "waiting_readers",
     }
 )
 COUNTER_OWNER = "copies/service.py"

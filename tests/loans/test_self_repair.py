@@ -192,3 +192,39 @@ def test_the_lease_lets_one_instance_check_at_a_time(
 def test_no_job_when_both_intervals_are_zero(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(notify_interval_seconds=0, consistency_interval_seconds=0)
     assert start_scanner(settings=settings) is None
+
+
+def test_a_reservation_cut_off_before_it_was_written_is_mended(
+    desk: Desk, member: Account, raw_db: Any, check: Run
+) -> None:
+    """A reader counted as waiting (`waiting_readers`) whose reservation was never written:
+    returns still shelve their copies, and the next runs set the count back."""
+    book = desk.book(copies=1, title="Counted")
+    desk.lend(member, book)
+    raw_db.books.update_one({"_id": ObjectId(book)}, {"$inc": {"waiting_readers": 1}})
+    assert desk.give_back(member, book).status_code == 200
+    assert desk.copies(book) == 1
+    assert check() == []
+    clock.advance(timedelta(seconds=2))
+    repaired = check()
+    assert repaired is not None and len(repaired) == 1, repaired
+    assert book in repaired[0] and "waiting_readers 1 (expected 0)" in repaired[0]
+    assert raw_db.books.find_one({"_id": ObjectId(book)})["waiting_readers"] == 0
+
+
+def test_a_count_below_the_queue_is_mended_and_the_reader_gets_the_copy(
+    desk: Desk, make_account: Callable[..., Account], raw_db: Any, check: Run
+) -> None:
+    holder, reader = make_account("member"), make_account("member")
+    book = desk.book(copies=1)
+    desk.lend(holder, book)
+    desk.hold(reader, book)
+    assert raw_db.books.find_one({"_id": ObjectId(book)})["waiting_readers"] == 1
+    # Wrong the other way (never made by a request): the count forgets the waiting reader.
+    raw_db.books.update_one({"_id": ObjectId(book)}, {"$set": {"waiting_readers": 0}})
+    assert check() == []
+    clock.advance(timedelta(seconds=2))
+    assert check()
+    assert desk.give_back(holder, book).status_code == 200
+    assert desk.reservation(reader, book)["status"] == "ready"
+    assert desk.copies(book) == 0

@@ -277,3 +277,47 @@ def test_copies_added_while_readers_wait_go_to_the_queue(
     assert desk.borrow(first, book).status_code == 201
     assert desk.reservation(first, book)["status"] == "fulfilled"
     assert_consistent()
+
+
+def test_the_waiting_count_follows_the_queue(
+    desk: Desk, make_account: Callable[..., Account], raw_db: Any
+) -> None:
+    """Joined before the reservation is written, left once it stops waiting or is refused."""
+    holder, first, second = (make_account("member") for _ in range(3))
+    book = desk.book(copies=1)
+
+    def waiting() -> int:
+        return int(raw_db.books.find_one({"_id": ObjectId(book)})["waiting_readers"])
+
+    assert desk.reserve(first, book).json()["code"] == "copies_available"
+    assert waiting() == 0
+    desk.lend(holder, book)
+    desk.hold(first, book)
+    desk.hold(second, book)
+    assert desk.reserve(second, book).json()["code"] == "already_reserved"
+    assert waiting() == 2
+    assert desk.give_back(holder, book).status_code == 200
+    assert desk.reservation(first, book)["status"] == "ready"
+    assert waiting() == 1
+    cancelled = desk.client.delete(
+        f"/api/v1/reservations/{desk.reservation(second, book)['id']}",
+        headers=desk.headers(second),
+    )
+    assert cancelled.status_code == 204, cancelled.text
+    assert waiting() == 0
+
+
+def test_books_from_before_the_waiting_count_get_it_at_start_up(
+    desk: Desk, make_account: Callable[..., Account], raw_db: Any, app_with: Callable[..., Any]
+) -> None:
+    holder, reader = make_account("member"), make_account("member")
+    queued, quiet = desk.book(copies=1), desk.book(copies=1)
+    desk.lend(holder, queued)
+    desk.hold(reader, queued)
+    raw_db.books.update_many({}, {"$unset": {"waiting_readers": ""}})
+    with app_with() as restarted:
+        stored = {b["_id"]: b.get("waiting_readers") for b in raw_db.books.find()}
+        assert stored[ObjectId(queued)] == 1 and stored[ObjectId(quiet)] == 0
+        returned = restarted.post(f"{API}/books/{queued}/return", headers=desk.headers(holder))
+        assert returned.status_code == 200, returned.text
+    assert desk.reservation(reader, queued)["status"] == "ready"

@@ -34,6 +34,8 @@ class Book(Document):
     loaned_copies: int = 0
     held_copies: int = 0
     loans_ever: int = 0
+    # Never fewer than the readers waiting (copies/service.py): where a returned copy goes.
+    waiting_readers: int = 0
 
     # Lower-cased, accent-free words of the title, authors and ISBN, for prefix search
     # (books/terms.py). search_terms is the union of the three others, so `q` needs one index

@@ -6,6 +6,12 @@ A book's copies are in one of three places, each counted on the book:
 `loaned_copies` (out on loan), with `available + held + loaned == total_copies`. A reader's
 `active_loans` counts the loan slots taken, at most MAX_ACTIVE_LOANS.
 
+The book also keeps `waiting_readers`, never fewer than the readers waiting in its queue: a
+reader joins (+1) before the reservation is written and leaves (-1) after it stops waiting,
+so the count may run ahead for a moment, never behind. A returned copy goes to the hold shelf
+only when it is above zero, in the same update, so a return into an empty queue costs no
+look at the reservations; a reservation written after that update finds the copy on the shelf.
+
 There are no transactions (the embedded server runs one at a time and fails every other
 session meanwhile), so every transition below is one conditional update on one document.
 Its precondition is the same for every copy move, stated once in `_move`: the place the copy
@@ -15,7 +21,7 @@ borrow that fails part-way are those inverses.
 """
 
 from datetime import datetime
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -23,6 +29,7 @@ from pymongo import ReturnDocument
 
 from ..books.models import Book
 from ..loans.models import Loan, LoanStatus
+from ..reservations.models import Reservation, ReservationStatus
 from ..users.models import User
 
 Place = Literal["available_copies", "held_copies", "loaned_copies"]
@@ -31,7 +38,9 @@ HELD: Place = "held_copies"
 LOANED: Place = "loaned_copies"
 # Every borrow adds one to the book's `loans_ever` (the stats ranking); an undone one takes it off.
 BORROWS = "loans_ever"
-BOOK_COUNTERS = ("total_copies", SHELF, LOANED, HELD)
+# Never fewer than the readers waiting for the book (see above).
+WAITING = "waiting_readers"
+BOOK_COUNTERS = ("total_copies", SHELF, LOANED, HELD, WAITING)
 # On a reader: no active loan of theirs is due before it (see `take_loan_slot`).
 DUE_FROM = "loans_due_from"
 
@@ -52,6 +61,12 @@ class BookCounters(TypedDict):
     available_copies: int
     loaned_copies: int
     held_copies: int
+    waiting_readers: NotRequired[int]  # missing on a book from before it was kept
+
+
+class _Queue(TypedDict):
+    _id: ObjectId
+    available_copies: int
 
 
 _LENT = {"title": 1, HELD: 1}
@@ -111,14 +126,30 @@ async def untake_held_copy(*, book_id: PydanticObjectId) -> bool:
     return await _move(book_id, LOANED, HELD, borrows=-1)
 
 
-async def give_back_to_shelf(*, book_id: PydanticObjectId) -> bool:
-    """A returned copy goes back on the shelf."""
-    return await _move(book_id, LOANED, SHELF)
+async def give_back(*, book_id: PydanticObjectId) -> Place | None:
+    """A returned copy goes to the hold shelf if readers may be waiting (to be promised to
+    the first of them), else to the shelf: where it went; None when no copy was out.
 
-
-async def give_back_to_hold(*, book_id: PydanticObjectId) -> bool:
-    """A returned copy is held for the queue at once, never reaching the shelf."""
-    return await _move(book_id, LOANED, HELD)
+    Where the count is missing (a book from before it was kept) readers may be waiting.
+    """
+    queued = {"$gt": [{"$ifNull": [f"${WAITING}", 1]}, 0]}
+    raw = await Book.get_pymongo_collection().find_one_and_update(
+        _has_one(book_id, LOANED),
+        [
+            {
+                "$set": {
+                    LOANED: {"$subtract": [f"${LOANED}", 1]},
+                    HELD: {"$cond": [queued, {"$add": [f"${HELD}", 1]}, f"${HELD}"]},
+                    SHELF: {"$cond": [queued, f"${SHELF}", {"$add": [f"${SHELF}", 1]}]},
+                }
+            }
+        ],
+        projection={WAITING: 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        return None
+    return HELD if raw.get(WAITING, 1) > 0 else SHELF
 
 
 async def has_on_loan(*, user_id: PydanticObjectId, book_id: PydanticObjectId) -> bool:
@@ -146,6 +177,45 @@ async def shelf_copies(*, book_id: PydanticObjectId) -> int | None:
     """Copies on the shelf; None when there is no such book."""
     raw = await Book.get_pymongo_collection().find_one({"_id": book_id}, {SHELF: 1})
     return None if raw is None else int(raw[SHELF])
+
+
+async def join_queue(*, book_id: PydanticObjectId) -> int | None:
+    """A reader is about to wait for the book (before the reservation is written): counted
+    in `waiting_readers`. The copies on the shelf; None when there is no such book."""
+    raw = await Book.get_pymongo_collection().find_one_and_update(
+        {"_id": book_id}, {"$inc": {WAITING: 1}}, projection={SHELF: 1}
+    )
+    return None if raw is None else cast(_Queue, raw)["available_copies"]
+
+
+async def leave_queue(*, book_id: PydanticObjectId) -> bool:
+    """Inverse of `join_queue`: after a reservation stopped waiting (its copy promised, or
+    cancelled), or was never written."""
+    left = await Book.get_pymongo_collection().update_one(
+        {"_id": book_id, WAITING: {"$gt": 0}}, {"$inc": {WAITING: -1}}
+    )
+    return left.modified_count == 1
+
+
+async def count_queues() -> int:
+    """Start-up: a book from before `waiting_readers` was kept gets it, counted from its
+    waiting reservations (before any request could join a queue). How many books."""
+    books = Book.get_pymongo_collection()
+    unknown = {WAITING: {"$exists": False}}
+    if await books.find_one(unknown, {"_id": 1}) is None:
+        return 0
+    cursor = await Reservation.get_pymongo_collection().aggregate(
+        [
+            {"$match": {"status": ReservationStatus.waiting.value}},
+            {"$group": {"_id": "$book_id", "n": {"$sum": 1}}},
+        ]
+    )
+    counted = 0
+    async for row in cursor:
+        done = await books.update_one({"_id": row["_id"], **unknown}, {"$set": {WAITING: row["n"]}})
+        counted += done.modified_count
+    rest = await books.update_many(unknown, {"$set": {WAITING: 0}})
+    return counted + rest.modified_count
 
 
 async def held_copies(*, book_id: PydanticObjectId) -> int | None:

@@ -1,6 +1,7 @@
 """Counter drift: `library-api check-consistency` finds it, `--repair` sets it right.
 
-Every counter (a book's loaned, held and available copies, a reader's active loans) is moved
+Every counter (a book's loaned, held and available copies and its count of waiting readers, a
+reader's active loans) is moved
 by its own conditional update, beside the loan or reservation write it belongs to. A request
 cut off between those writes (a return that closed the loan but never moved the counters, a
 borrow whose compensation failed) leaves a counter no later request corrects.
@@ -69,8 +70,8 @@ async def _counts(collection: Any, match: dict[str, Any], key: str) -> dict[Any,
     return {row["_id"]: row["n"] async for row in cursor}
 
 
-def _book_drift(book: copies.BookCounters, loaned: int, held: int) -> Drift | None:
-    expected = {"loaned_copies": loaned, "held_copies": held}
+def _book_drift(book: copies.BookCounters, loaned: int, held: int, waiting: int) -> Drift | None:
+    expected = {"loaned_copies": loaned, "held_copies": held, copies.WAITING: waiting}
     expected["available_copies"] = book["total_copies"] - loaned - held
     stored: dict[str, Any] = {name: book.get(name) for name in _BOOK_COUNTERS}
     problems = [
@@ -101,18 +102,21 @@ async def find_drift() -> list[Drift]:
     active = {"status": LoanStatus.active.value}
     loaned = await _counts(loans, active, "book_id")
     per_user = await _counts(loans, active, "user_id")
-    held = await _counts(
-        Reservation.get_pymongo_collection(),
-        {"status": ReservationStatus.ready.value},
-        "book_id",
-    )
+    holds = Reservation.get_pymongo_collection()
+    held = await _counts(holds, {"status": ReservationStatus.ready.value}, "book_id")
+    waiting = await _counts(holds, {"status": ReservationStatus.waiting.value}, "book_id")
     drift: list[Drift] = []
     seen: set[Any] = set()
     projection = dict.fromkeys(("title", *_BOOK_COUNTERS), 1)
     async for raw in Book.get_pymongo_collection().find({}, projection):
         book = cast(copies.BookCounters, raw)
         seen.add(book["_id"])
-        found = _book_drift(book, loaned.get(book["_id"], 0), held.get(book["_id"], 0))
+        found = _book_drift(
+            book,
+            loaned.get(book["_id"], 0),
+            held.get(book["_id"], 0),
+            waiting.get(book["_id"], 0),
+        )
         if found is not None:
             drift.append(found)
     for book_id in (set(loaned) | set(held)) - seen:

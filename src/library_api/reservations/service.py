@@ -11,7 +11,6 @@ copy coming back from a loan, and a PATCH raising `total_copies` counts the copi
 for waiting readers in `held_copies` in its own update before placing each here.
 """
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +34,6 @@ READY = ReservationStatus.ready.value
 QUEUE_ORDER = [("created_at", ASCENDING), ("_id", ASCENDING)]
 
 Positioned = tuple[Reservation, int | None]
-_Transition = Callable[..., Awaitable[bool]]
 
 
 def _closing(status: ReservationStatus, now: datetime) -> dict[str, Any]:
@@ -64,14 +62,15 @@ async def count_waiting(*, book_id: PydanticObjectId) -> int:
     )
 
 
-async def _shelve(book_id: PydanticObjectId, put_back: _Transition) -> bool:
-    """Put a copy on the shelf; True when readers turned out to be waiting after all.
+async def _shelve(book_id: PydanticObjectId) -> bool:
+    """Put a held copy no reader was promised on the shelf; True when readers turned out to
+    be waiting after all.
 
     A reservation placed meanwhile saw no copy on the shelf, and this hand-over saw no one
     waiting. Looking again after shelving (as `reserve` looks again after inserting) means
     one of the two always sees the other, so no copy stays on the shelf while readers wait.
     """
-    await put_back(book_id=book_id)
+    await copies.shelve_held_copy(book_id=book_id)
     if not await _anyone_waiting(book_id):
         return False
     # Not held: a borrower took it first; the queue waits for the next copy.
@@ -79,13 +78,14 @@ async def _shelve(book_id: PydanticObjectId, put_back: _Transition) -> bool:
 
 
 async def hand_on_returned_copy(*, book_id: PydanticObjectId, settings: Settings) -> None:
-    """A returned copy (still counted in loaned_copies) goes to the queue or to the shelf."""
-    if not await _anyone_waiting(book_id):
-        if not await _shelve(book_id, copies.give_back_to_shelf):
-            return
-    else:
-        await copies.give_back_to_hold(book_id=book_id)
-    await place_held_copy(book_id=book_id, settings=settings)
+    """A returned copy (still counted in loaned_copies) goes to the queue or to the shelf.
+
+    The book's `waiting_readers` decides in the same update that moves the copy: with no one
+    counted, the shelf, and a reader who joins afterwards finds it there (`reserve` looks at
+    the shelf after writing its reservation).
+    """
+    if await copies.give_back(book_id=book_id) == copies.HELD:
+        await place_held_copy(book_id=book_id, settings=settings)
 
 
 async def offer_shelf_copies(*, book_id: PydanticObjectId, settings: Settings) -> None:
@@ -120,10 +120,11 @@ async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> R
             return_document=ReturnDocument.AFTER,
         )
         if raw is None:
-            if await _shelve(book_id, copies.shelve_held_copy):
+            if await _shelve(book_id):
                 continue
             return None
         reservation: Reservation = Reservation.model_validate(raw)
+        await copies.leave_queue(book_id=book_id)
         if not await copies.has_on_loan(user_id=reservation.user_id, book_id=book_id):
             await announce_ready(reservation=reservation)
             return reservation
@@ -227,22 +228,28 @@ async def positions(reservations: list[Reservation]) -> list[Positioned]:
 async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) -> Positioned:
     """Join the book's queue; refused by `rules.reserve_blockers`, the first that applies."""
     await expire_book_holds(book_id=book_id, settings=settings)
-    on_shelf = await copies.shelf_copies(book_id=book_id)
+    # Counted as waiting before the reservation exists (see copies.join_queue), and not
+    # any more if it is refused.
+    on_shelf = await copies.join_queue(book_id=book_id)
     if on_shelf is None:
         raise not_found("Book")
     user_id = doc_id(user)
-    # Unasked facts stay False: a copy on the shelf outranks the loan, so it is not asked.
-    has_loan = on_shelf == 0 and await copies.has_on_loan(user_id=user_id, book_id=book_id)
-    blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=False)
-    if blockers:
-        raise rules.refused(blockers[0])
     reservation = Reservation(book_id=book_id, user_id=user_id, created_at=clock.now())
     try:
-        await reservation.insert()
-    except DuplicateKeyError:
-        # The open reservation is the fact the unique index tells, as the insert meets it.
-        opened = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=True)
-        raise rules.refused(opened[0]) from None
+        # Unasked facts stay False: a copy on the shelf outranks the loan, so it is not asked.
+        has_loan = on_shelf == 0 and await copies.has_on_loan(user_id=user_id, book_id=book_id)
+        blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=False)
+        if blockers:
+            raise rules.refused(blockers[0])
+        try:
+            await reservation.insert()
+        except DuplicateKeyError:
+            # The open reservation is the fact the unique index tells, as the insert meets it.
+            opened = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=True)
+            raise rules.refused(opened[0]) from None
+    except BaseException:
+        await copies.leave_queue(book_id=book_id)
+        raise
     # A return may have shelved a copy between our check and the insert, seeing no queue yet.
     if await copies.hold_shelf_copy(book_id=book_id):
         promoted = await place_held_copy(book_id=book_id, settings=settings)
@@ -310,7 +317,9 @@ async def _cancel_one(query: dict[str, Any], settings: Settings) -> bool:
     )
     if before is None:
         return False
-    if before["status"] == READY:
+    if before["status"] == WAITING:
+        await copies.leave_queue(book_id=before["book_id"])
+    elif before["status"] == READY:
         await place_held_copy(book_id=before["book_id"], settings=settings)
     return True
 
