@@ -106,7 +106,7 @@ COUNTERS = frozenset(
         "loaned_copies",
         "loans_ever",
         "active_loans",
-        "loans_due_from",
+        "loans_due",
         "waiting_readers",
     }
 )

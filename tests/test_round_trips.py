@@ -1,7 +1,8 @@
 """Database commands per request, counted on the wire (PyMongo command monitoring).
 
 Authentication is one command (the session with its user); a borrow three more, whether or
-not the reader holds other loans; a return three more when no one waits for the book; a
+not the reader holds or has returned other loans (a fourth, beside them, only when one of the
+reader's loans may be overdue); a return three more when no one waits for the book; a
 book's availability three more, whatever the reader's
 loans (a fourth for the open fines, only when fines can block); a login four.
 """
@@ -124,6 +125,26 @@ def test_borrow_with_a_loan_that_may_be_overdue_checks(
     headers = {"Authorization": f"Bearer {login(watched, member.email, PASSWORD)['access_token']}"}
     refused = _commands(lambda: watched.post(f"{API}/books/{second}/borrow", headers=headers), 409)
     assert ("find", "loans") in refused
+
+
+def test_a_returned_loan_past_its_due_date_leaves_no_doubt(
+    watched: TestClient, librarian: Account, member: Account
+) -> None:
+    first, second, third = (_book(watched, librarian) for _ in range(3))
+    assert watched.post(f"{API}/books/{first}/borrow", headers=member.headers).status_code == 201
+    clock.advance(timedelta(days=1))
+    headers = {"Authorization": f"Bearer {login(watched, member.email, PASSWORD)['access_token']}"}
+    assert watched.post(f"{API}/books/{second}/borrow", headers=headers).status_code == 201
+    assert watched.post(f"{API}/books/{first}/return", headers=headers).status_code == 200
+    # Past the returned loan's due date, before the other's: the record knows which is out.
+    clock.advance(timedelta(days=13, hours=12))
+    headers = {"Authorization": f"Bearer {login(watched, member.email, PASSWORD)['access_token']}"}
+    assert _commands(lambda: watched.post(f"{API}/books/{third}/borrow", headers=headers), 201) == [
+        *AUTH,
+        ("update", "users"),
+        ("findAndModify", "books"),
+        ("insert", "loans"),
+    ]
 
 
 def test_login_is_four_commands(watched: TestClient, member: Account) -> None:

@@ -171,3 +171,17 @@ def test_renew_a_returned_loan_or_someone_elses(
         desk.client.post(f"{API}/loans/{'0' * 24}/renew", headers=desk.headers(member)).status_code
         == 404
     )
+
+
+def test_a_renewed_loan_past_its_first_due_date_does_not_block_borrowing(
+    desk: Desk, member: Account
+) -> None:
+    """The reader's record still knows the first due date (a lower bound): the borrow looks at
+    the loans, and finds none overdue."""
+    loan = desk.lend(member, desk.book())
+    renewed = desk.client.post(f"{API}/loans/{loan['id']}/renew", headers=desk.headers(member))
+    assert renewed.status_code == 200, renewed.text
+    clock.advance(timedelta(days=20))
+    assert desk.borrow(member, desk.book()).status_code == 201
+    clock.advance(timedelta(days=10))
+    assert desk.borrow(member, desk.book()).json()["code"] == "has_overdue_loans"

@@ -41,8 +41,8 @@ BORROWS = "loans_ever"
 # Never fewer than the readers waiting for the book (see above).
 WAITING = "waiting_readers"
 BOOK_COUNTERS = ("total_copies", SHELF, LOANED, HELD, WAITING)
-# On a reader: no active loan of theirs is due before it (see `take_loan_slot`).
-DUE_FROM = "loans_due_from"
+# On a reader: each loan slot's loan and a date it is not due before (see `take_loan_slot`).
+DUES = "loans_due"
 
 
 class Lent(TypedDict):
@@ -268,28 +268,39 @@ class Restock:
 # --- loan slots -------------------------------------------------------------------------------
 
 
-async def take_loan_slot(*, user_id: PydanticObjectId, limit: int, due_at: datetime) -> bool:
-    """Take one of the reader's `limit` loan slots, for a loan due at `due_at`; False when all
-    are taken.
+def _dues_known() -> dict[str, Any]:
+    return {"$isArray": f"${DUES}"}
 
-    `loans_due_from` follows: no active loan is due before it. The first slot sets it (the
-    counter only runs ahead of the loans, so none is active then); the next ones lower it;
-    returns leave it, still true. Unknown (None, as for a reader whose loans predate it) stays
-    unknown until the reader has no loan again.
+
+async def take_loan_slot(
+    *, user_id: PydanticObjectId, loan_id: PydanticObjectId, limit: int, due_at: datetime
+) -> bool:
+    """Take one of the reader's `limit` loan slots, for the loan `loan_id` (about to be
+    written) due at `due_at`; False when all are taken.
+
+    `loans_due` follows: one entry per slot taken, a date its loan is not due before (exact
+    until a renewal moves the loan later). The first slot starts the list (the counter only
+    runs ahead of the loans, so none is active then); the next ones add to it. Unknown (None,
+    as for a reader whose loans predate it) stays unknown until the reader has no loan again.
     """
-    due = {"$literal": due_at}
-    known = {"$ne": [{"$ifNull": [f"${DUE_FROM}", None]}, None]}
+    entry = {"$literal": [{"loan": loan_id, "due": due_at}]}
     taken = await User.get_pymongo_collection().update_one(
         {"_id": user_id, "active_loans": {"$lt": limit}},
         [
             {
                 "$set": {
                     "active_loans": {"$add": ["$active_loans", 1]},
-                    DUE_FROM: {
+                    DUES: {
                         "$cond": [
                             {"$eq": ["$active_loans", 0]},
-                            due,
-                            {"$cond": [known, {"$min": [f"${DUE_FROM}", due]}, None]},
+                            entry,
+                            {
+                                "$cond": [
+                                    _dues_known(),
+                                    {"$concatArrays": [f"${DUES}", entry]},
+                                    None,
+                                ]
+                            },
                         ]
                     },
                 }
@@ -299,18 +310,44 @@ async def take_loan_slot(*, user_id: PydanticObjectId, limit: int, due_at: datet
     return taken.modified_count == 1
 
 
-async def note_due_date(*, user_id: PydanticObjectId, due_at: datetime) -> None:
-    """A loan of the reader's now falls due at `due_at` (a librarian's correction): the
-    reader's `loans_due_from` bound comes down to it if it was later, so it stays true."""
+async def note_due_date(
+    *, user_id: PydanticObjectId, loan_id: PydanticObjectId, due_at: datetime
+) -> None:
+    """The reader's loan `loan_id` now falls due at `due_at` (a librarian's correction): its
+    entry in `loans_due` comes down to it if it was later, so it stays a lower bound."""
+    lowered = {
+        "$cond": [
+            {"$eq": ["$$this.loan", {"$literal": loan_id}]},
+            {"loan": "$$this.loan", "due": {"$min": ["$$this.due", {"$literal": due_at}]}},
+            "$$this",
+        ]
+    }
     await User.get_pymongo_collection().update_one(
-        {"_id": user_id, DUE_FROM: {"$gt": due_at}}, {"$set": {DUE_FROM: due_at}}
+        {"_id": user_id, DUES: {"$elemMatch": {"loan": loan_id, "due": {"$gt": due_at}}}},
+        [{"$set": {DUES: {"$map": {"input": f"${DUES}", "in": lowered}}}}],
     )
 
 
-async def release_loan_slot(*, user_id: PydanticObjectId) -> bool:
-    """Inverse of `take_loan_slot`: at a return, or to undo a borrow."""
+async def release_loan_slot(*, user_id: PydanticObjectId, loan_id: PydanticObjectId) -> bool:
+    """Inverse of `take_loan_slot`: at the loan's return, or to undo a borrow."""
+    others = {"$filter": {"input": f"${DUES}", "cond": {"$ne": ["$$this.loan", loan_id]}}}
     released = await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": {"$gt": 0}}, {"$inc": {"active_loans": -1}}
+        {"_id": user_id, "active_loans": {"$gt": 0}},
+        [
+            {
+                "$set": {
+                    "active_loans": {"$add": ["$active_loans", -1]},
+                    # The last slot freed: no loan is out, whatever was known before.
+                    DUES: {
+                        "$cond": [
+                            {"$eq": ["$active_loans", 1]},
+                            {"$literal": []},
+                            {"$cond": [_dues_known(), others, None]},
+                        ]
+                    },
+                }
+            }
+        ],
     )
     return released.modified_count == 1
 
@@ -335,6 +372,6 @@ async def correct_loan_slots(*, user_id: Any, seen: Any, expected: int) -> bool:
     forgotten too (a counter that fell behind the loans may have let it run ahead)."""
     done = await User.get_pymongo_collection().update_one(
         {"_id": user_id, "active_loans": seen},
-        {"$set": {"active_loans": expected, DUE_FROM: None}},
+        {"$set": {"active_loans": expected, DUES: None}},
     )
     return done.modified_count == 1

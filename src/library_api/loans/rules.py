@@ -91,8 +91,10 @@ def none_overdue(reader: User, now: datetime) -> bool:
     """Whether the reader, as read when the request began, can have no overdue loan.
 
     Loans made since are not due yet, and renewals only push due dates later: so a reader
-    with no loan then (the counter only runs ahead of the loans), or none due before now,
-    has none overdue.
+    with no loan then (the counter only runs ahead of the loans), or whose loans are known
+    and none of them due before now, has none overdue.
     """
-    due_from = reader.loans_due_from
-    return reader.active_loans == 0 or (due_from is not None and not is_overdue(due_from, now))
+    dues = reader.loans_due
+    if reader.active_loans == 0:
+        return True
+    return dues is not None and not any(is_overdue(entry.due, now) for entry in dues)

@@ -66,18 +66,18 @@ async def loans_out(
 
 
 async def _slot_unless_overdue(
-    borrower: User, now: datetime, limit: int, due_at: datetime
+    borrower: User, loan_id: PydanticObjectId, now: datetime, limit: int, due_at: datetime
 ) -> tuple[bool, bool]:
     """(has overdue loans, took a loan slot), both asked at once; the overdue check only
     when the reader's record cannot rule it out (`rules.none_overdue`)."""
     user_id = doc_id(borrower)
-    take = copies.take_loan_slot(user_id=user_id, limit=limit, due_at=due_at)
+    take = copies.take_loan_slot(user_id=user_id, loan_id=loan_id, limit=limit, due_at=due_at)
     if rules.none_overdue(borrower, now):
         return False, await take
     overdue, slot = await asyncio.gather(_has_overdue(user_id, now), take, return_exceptions=True)
     if isinstance(overdue, BaseException):
         if slot is True:
-            await copies.release_loan_slot(user_id=user_id)
+            await copies.release_loan_slot(user_id=user_id, loan_id=loan_id)
         raise overdue
     if isinstance(slot, BaseException):
         raise slot
@@ -184,17 +184,21 @@ async def borrow(
 
     Three commands in the common case: the reader's loan slot, a copy, the loan itself. The
     overdue check is a fourth, sent beside the slot, only for a reader whose record cannot
-    rule it out (see `_none_overdue`).
+    rule it out (see `rules.none_overdue`).
     """
     borrower = await _borrower(actor=actor, user_id=user_id)
     reader = doc_id(borrower)
+    # Named before it is written: the reader's slot records it (copies.take_loan_slot).
+    loan_id = PydanticObjectId()
     now = clock.now()
     undo: list[Callable[[], Awaitable[object]]] = []
     try:
         due_at = now + timedelta(days=settings.loan_days)
-        overdue, slot = await _slot_unless_overdue(borrower, now, settings.max_active_loans, due_at)
+        overdue, slot = await _slot_unless_overdue(
+            borrower, loan_id, now, settings.max_active_loans, due_at
+        )
         if slot:
-            undo.append(lambda: copies.release_loan_slot(user_id=reader))
+            undo.append(lambda: copies.release_loan_slot(user_id=reader, loan_id=loan_id))
         if overdue:
             raise await _refusal(book_id, borrower, BorrowFacts(overdue=True), settings)
         # Second in precedence: only a reader with no overdue loan hears about fines.
@@ -208,6 +212,7 @@ async def borrow(
         book, hold = taken
         undo.append(lambda: _give_back_copy(book_id, hold))
         loan = Loan(
+            id=loan_id,
             book_id=book_id,
             user_id=reader,
             book_title=book["title"],
@@ -247,7 +252,7 @@ async def _hand_on(loan: Loan, settings: Settings) -> None:
     a late return is fined (once: only the request whose update returned the loan gets here).
     """
     _, _, fine = await asyncio.gather(
-        copies.release_loan_slot(user_id=loan.user_id),
+        copies.release_loan_slot(user_id=loan.user_id, loan_id=doc_id(loan)),
         reservations.hand_on_returned_copy(book_id=loan.book_id, settings=settings),
         _fine(loan, settings),
     )
@@ -323,7 +328,7 @@ async def set_due_date(*, loan_id: PydanticObjectId, due_at: datetime) -> Loan:
     if due_at <= raw["borrowed_at"]:
         raise AppError(422, "validation_error", "due_at must be after the loan's borrowed_at")
     # The reader's due-date bound first: between the two writes it is merely low, never wrong.
-    await copies.note_due_date(user_id=raw["user_id"], due_at=due_at)
+    await copies.note_due_date(user_id=raw["user_id"], loan_id=loan_id, due_at=due_at)
     changed = await loans.find_one_and_update(
         {"_id": loan_id, "status": ACTIVE},
         {"$set": {"due_at": due_at}},

@@ -1,7 +1,8 @@
 from datetime import datetime
 from enum import StrEnum
 
-from beanie import Document
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel
 from pymongo import ASCENDING, IndexModel
 
 from .. import clock
@@ -23,6 +24,11 @@ class Role(StrEnum):
 _RANKS = {Role.member: 0, Role.librarian: 1, Role.admin: 2}
 
 
+class LoanDue(BaseModel):
+    loan: PydanticObjectId
+    due: datetime
+
+
 class User(Document):
     name: str
     email: str  # trimmed and lower-cased, so the unique index is case-insensitive
@@ -36,9 +42,10 @@ class User(Document):
     fines_due_cents: int = 0
     # Moved with `$inc` and the limit in the filter, so parallel borrows cannot pass it.
     active_loans: int = 0
-    # No active loan of this reader is due before this (None: not known), moved with the loan
-    # slot, so a borrow can tell without a query that none is overdue (copies/service.py).
-    loans_due_from: datetime | None = None
+    # For each loan slot taken, the loan and a date it is not due before (None: not known),
+    # moved with the slot, so a borrow can tell without a query that none is overdue
+    # (copies/service.py).
+    loans_due: list[LoanDue] | None = None
 
     class Settings:
         name = "users"
