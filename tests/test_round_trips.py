@@ -147,6 +147,20 @@ def test_a_returned_loan_past_its_due_date_leaves_no_doubt(
     ]
 
 
+def test_a_renewed_loan_past_its_first_due_date_leaves_no_doubt(
+    watched: TestClient, librarian: Account, member: Account
+) -> None:
+    first, second = _book(watched, librarian), _book(watched, librarian)
+    loan = watched.post(f"{API}/books/{first}/borrow", headers=member.headers).json()
+    assert (
+        watched.post(f"{API}/loans/{loan['id']}/renew", headers=member.headers).status_code == 200
+    )
+    clock.advance(timedelta(days=20))
+    headers = {"Authorization": f"Bearer {login(watched, member.email, PASSWORD)['access_token']}"}
+    borrowed = _commands(lambda: watched.post(f"{API}/books/{second}/borrow", headers=headers), 201)
+    assert ("find", "loans") not in borrowed and len(borrowed) == len(AUTH) + 3
+
+
 def test_login_is_four_commands(watched: TestClient, member: Account) -> None:
     form = {"username": member.email, "password": PASSWORD}
     assert _commands(lambda: watched.post(f"{API}/auth/login", data=form), 200) == [

@@ -176,8 +176,7 @@ def test_renew_a_returned_loan_or_someone_elses(
 def test_a_renewed_loan_past_its_first_due_date_does_not_block_borrowing(
     desk: Desk, member: Account
 ) -> None:
-    """The reader's record still knows the first due date (a lower bound): the borrow looks at
-    the loans, and finds none overdue."""
+    """The reader's record follows the renewal; past the new date the reader is overdue."""
     loan = desk.lend(member, desk.book())
     renewed = desk.client.post(f"{API}/loans/{loan['id']}/renew", headers=desk.headers(member))
     assert renewed.status_code == 200, renewed.text

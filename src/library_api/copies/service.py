@@ -278,10 +278,11 @@ async def take_loan_slot(
     """Take one of the reader's `limit` loan slots, for the loan `loan_id` (about to be
     written) due at `due_at`; False when all are taken.
 
-    `loans_due` follows: one entry per slot taken, a date its loan is not due before (exact
-    until a renewal moves the loan later). The first slot starts the list (the counter only
-    runs ahead of the loans, so none is active then); the next ones add to it. Unknown (None,
-    as for a reader whose loans predate it) stays unknown until the reader has no loan again.
+    `loans_due` follows: one entry per slot taken, a date its loan is not due before (a
+    renewal moves it on afterwards; a librarian's change forgets them all). The first slot
+    starts the list (the counter only runs ahead of the loans, so none is active then); the
+    next ones add to it. Unknown (None, as for a reader whose loans predate it) stays unknown
+    until the reader has no loan again.
     """
     entry = {"$literal": [{"loan": loan_id, "due": due_at}]}
     taken = await User.get_pymongo_collection().update_one(
@@ -310,21 +311,30 @@ async def take_loan_slot(
     return taken.modified_count == 1
 
 
-async def note_due_date(
-    *, user_id: PydanticObjectId, loan_id: PydanticObjectId, due_at: datetime
+async def forget_due_dates(*, user_id: PydanticObjectId) -> None:
+    """A librarian is about to change a due date of the reader's: what `loans_due` knew is
+    forgotten (until the reader has no loan again), so it never claims a date the loan has
+    passed, however the change and a renewal's `renew_due_date` interleave."""
+    await User.get_pymongo_collection().update_one(
+        {"_id": user_id, DUES: {"$ne": None}}, {"$set": {DUES: None}}
+    )
+
+
+async def renew_due_date(
+    *, user_id: PydanticObjectId, loan_id: PydanticObjectId, was: datetime, due_at: datetime
 ) -> None:
-    """The reader's loan `loan_id` now falls due at `due_at` (a librarian's correction): its
-    entry in `loans_due` comes down to it if it was later, so it stays a lower bound."""
-    lowered = {
+    """After a renewal moved the loan from `was` to `due_at`: its entry follows, if it still
+    says `was` (a later renewal that got there first, or a forgetting, wins)."""
+    moved = {
         "$cond": [
-            {"$eq": ["$$this.loan", {"$literal": loan_id}]},
-            {"loan": "$$this.loan", "due": {"$min": ["$$this.due", {"$literal": due_at}]}},
+            {"$and": [{"$eq": ["$$this.loan", loan_id]}, {"$eq": ["$$this.due", was]}]},
+            {"loan": "$$this.loan", "due": {"$literal": due_at}},
             "$$this",
         ]
     }
     await User.get_pymongo_collection().update_one(
-        {"_id": user_id, DUES: {"$elemMatch": {"loan": loan_id, "due": {"$gt": due_at}}}},
-        [{"$set": {DUES: {"$map": {"input": f"${DUES}", "in": lowered}}}}],
+        {"_id": user_id, DUES: {"$elemMatch": {"loan": loan_id, "due": was}}},
+        [{"$set": {DUES: {"$map": {"input": f"${DUES}", "in": moved}}}}],
     )
 
 

@@ -327,8 +327,8 @@ async def set_due_date(*, loan_id: PydanticObjectId, due_at: datetime) -> Loan:
         raise _already_returned()
     if due_at <= raw["borrowed_at"]:
         raise AppError(422, "validation_error", "due_at must be after the loan's borrowed_at")
-    # The reader's due-date bound first: between the two writes it is merely low, never wrong.
-    await copies.note_due_date(user_id=raw["user_id"], loan_id=loan_id, due_at=due_at)
+    # Forgotten first: between the two writes the reader's record claims nothing.
+    await copies.forget_due_dates(user_id=raw["user_id"])
     changed = await loans.find_one_and_update(
         {"_id": loan_id, "status": ACTIVE},
         {"$set": {"due_at": due_at}},
@@ -373,4 +373,7 @@ async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -
         )
         if raw is not None:
             renewed: Loan = Loan.model_validate(raw)
+            await copies.renew_due_date(
+                user_id=renewed.user_id, loan_id=loan_id, was=loan.due_at, due_at=renewed.due_at
+            )
             return renewed
