@@ -10,7 +10,7 @@ import stat
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 import pymongo
@@ -277,6 +277,12 @@ def redact(url: str) -> str:
     if "@" in rest:
         rest = "***@" + rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}"
+
+
+class IdRow(TypedDict):
+    """A document read for its id alone (a `{"_id": 1}` projection)."""
+
+    _id: ObjectId
 
 
 def object_id(value: str, what: str) -> PydanticObjectId:

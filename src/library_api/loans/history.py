@@ -18,12 +18,13 @@ twice.
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from beanie import PydanticObjectId
 from pymongo import ReplaceOne
 
 from .. import clock
+from ..db import IdRow
 from ..pagination import id_filters
 from .models import Loan, LoanStatus, ReturnedLoan
 from .schemas import LoanFilter
@@ -150,7 +151,8 @@ async def _with_history(
     history = ReturnedLoan.get_pymongo_collection()
     # Returned loans still in `loans` are few (those since the last move); any also in the
     # history (a move cut off) counts once.
-    waiting = [doc["_id"] async for doc in loans.find({**query, "status": RETURNED}, {"_id": 1})]
+    found = await loans.find({**query, "status": RETURNED}, {"_id": 1}).to_list(None)
+    waiting = [doc["_id"] for doc in cast(list[IdRow], found)]
     both = await history.count_documents({"_id": {"$in": waiting}}) if waiting else 0
     total = in_loans + await history.count_documents(query) - both
     if skip >= total:

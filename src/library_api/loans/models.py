@@ -1,7 +1,9 @@
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
 from beanie import Document, PydanticObjectId
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 
@@ -56,6 +58,27 @@ class ReturnedLoan(Loan):
             IndexModel([("borrowed_at", DESCENDING)], name="by_borrowed"),
             IndexModel([("returned_at", ASCENDING)], name="by_returned"),
         ]
+
+
+# Raw reads of loans (PyMongo projections), typed so mypy checks their keys.
+
+
+class OutRow(TypedDict):
+    """An active loan read for when it is due back (`{"user_id", "book_id", "due_at"}`)."""
+
+    _id: ObjectId
+    user_id: ObjectId
+    book_id: ObjectId
+    due_at: datetime
+
+
+class DatesRow(TypedDict):
+    """A loan read before a change of its due date (`{"borrowed_at", "status", "user_id"}`)."""
+
+    _id: ObjectId
+    borrowed_at: datetime
+    status: str
+    user_id: ObjectId
 
 
 DOCUMENTS = [Loan, ReturnedLoan]

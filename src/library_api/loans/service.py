@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
@@ -27,7 +27,7 @@ from ..fines import service as fines
 from ..reservations import service as reservations
 from ..users.models import Role, User
 from . import history, rules
-from .models import Loan, LoanStatus
+from .models import DatesRow, Loan, LoanStatus, OutRow
 from .rules import BorrowFacts
 
 logger = logging.getLogger("library_api")
@@ -59,9 +59,12 @@ async def loans_out(
     )
     return [
         rules.OnLoan(
-            id=raw["_id"], user_id=raw["user_id"], book_id=raw["book_id"], due_at=raw["due_at"]
+            id=PydanticObjectId(raw["_id"]),
+            user_id=PydanticObjectId(raw["user_id"]),
+            book_id=PydanticObjectId(raw["book_id"]),
+            due_at=raw["due_at"],
         )
-        async for raw in found
+        for raw in cast(list[OutRow], await found.to_list(None))
     ]
 
 
@@ -318,7 +321,8 @@ async def set_due_date(*, loan_id: PydanticObjectId, due_at: datetime) -> Loan:
     Overdue state, notices and the fine at its return all follow the loan's `due_at`.
     """
     loans = Loan.get_pymongo_collection()
-    raw = await loans.find_one({"_id": loan_id}, {"borrowed_at": 1, "status": 1, "user_id": 1})
+    found = await loans.find_one({"_id": loan_id}, {"borrowed_at": 1, "status": 1, "user_id": 1})
+    raw = cast(DatesRow | None, found)
     if raw is None:
         if await history.is_returned(loan_id=loan_id):
             raise _already_returned()
@@ -328,7 +332,7 @@ async def set_due_date(*, loan_id: PydanticObjectId, due_at: datetime) -> Loan:
     if due_at <= raw["borrowed_at"]:
         raise AppError(422, "validation_error", "due_at must be after the loan's borrowed_at")
     # Forgotten first: between the two writes the reader's record claims nothing.
-    await copies.forget_due_dates(user_id=raw["user_id"])
+    await copies.forget_due_dates(user_id=PydanticObjectId(raw["user_id"]))
     changed = await loans.find_one_and_update(
         {"_id": loan_id, "status": ACTIVE},
         {"$set": {"due_at": due_at}},

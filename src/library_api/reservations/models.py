@@ -1,7 +1,9 @@
 from datetime import datetime
 from enum import StrEnum
+from typing import NotRequired, TypedDict
 
 from beanie import Document, PydanticObjectId
+from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
 
 
@@ -46,6 +48,32 @@ class Reservation(Document):
                 name="one_open_hold_per_user_book",
             ),
         ]
+
+
+# Raw reads of reservations (PyMongo projections), typed so mypy checks their keys.
+
+
+class BookRow(TypedDict):
+    """A reservation read for its book (`{"book_id": 1}`)."""
+
+    _id: ObjectId
+    book_id: ObjectId
+
+
+class StatusRow(BookRow):
+    """...and its status (`{"book_id": 1, "status": 1}`)."""
+
+    status: str
+
+
+class HoldRow(TypedDict):
+    """A reservation read for its reader's place in the queue (`{"user_id", "status",
+    "ready_until"}`)."""
+
+    _id: ObjectId
+    user_id: ObjectId
+    status: str
+    ready_until: NotRequired[datetime | None]
 
 
 DOCUMENTS = [Reservation]

@@ -12,22 +12,23 @@ for waiting readers in `held_copies` in its own update before placing each here.
 """
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from .. import clock
 from ..config import Settings, get_settings
 from ..copies import service as copies
-from ..db import doc_id
+from ..db import IdRow, doc_id
 from ..errors import AppError, not_found
 from ..notifications.creation import announce_ready
 from ..pagination import id_filters
 from ..users.models import Role, User
 from . import rules
-from .models import Reservation, ReservationStatus
+from .models import BookRow, HoldRow, Reservation, ReservationStatus, StatusRow
 
 WAITING = ReservationStatus.waiting.value
 READY = ReservationStatus.ready.value
@@ -130,7 +131,7 @@ async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> R
             return reservation
         # The reader took a shelf copy while waiting: the reservation has served its purpose.
         closed = await reservations.update_one(
-            {"_id": raw["_id"], "status": READY},
+            {"_id": reservation.id, "status": READY},
             {"$set": _closing(ReservationStatus.fulfilled, now)},
         )
         if closed.modified_count == 0:
@@ -148,7 +149,7 @@ async def claim_ready(
         {"$set": _closing(ReservationStatus.fulfilled, now)},
         projection={"_id": 1},
     )
-    return None if raw is None else PydanticObjectId(raw["_id"])
+    return None if raw is None else PydanticObjectId(cast(IdRow, raw)["_id"])
 
 
 async def unclaim(*, reservation_id: PydanticObjectId) -> None:
@@ -163,14 +164,15 @@ async def _expire(query: dict[str, Any], settings: Settings) -> int:
     reservations = Reservation.get_pymongo_collection()
     lapsed = {**query, **rules.lapsed_clause(clock.now())}
     expired = 0
-    for raw in await reservations.find(lapsed, {"_id": 1, "book_id": 1}).to_list(None):
+    found = await reservations.find(lapsed, {"_id": 1, "book_id": 1}).to_list(None)
+    for raw in cast(list[BookRow], found):
         moved = await reservations.update_one(
             {"_id": raw["_id"], **lapsed},
             {"$set": _closing(ReservationStatus.expired, clock.now())},
         )
         if moved.modified_count:
             expired += 1
-            await place_held_copy(book_id=raw["book_id"], settings=settings)
+            await place_held_copy(book_id=PydanticObjectId(raw["book_id"]), settings=settings)
     return expired
 
 
@@ -195,27 +197,29 @@ async def open_holds(*, book_id: PydanticObjectId) -> list[rules.Hold]:
         {"user_id": 1, "status": 1, "ready_until": 1},
         sort=QUEUE_ORDER,
     )
+    rows = cast(list[HoldRow], await found.to_list(None))
     return [
         rules.Hold(
-            id=raw["_id"],
-            user_id=raw["user_id"],
+            id=PydanticObjectId(raw["_id"]),
+            user_id=PydanticObjectId(raw["user_id"]),
             status=raw["status"],
             ready_until=raw.get("ready_until"),
         )
-        async for raw in found
+        for raw in rows
     ]
 
 
 async def positions(reservations: list[Reservation]) -> list[Positioned]:
     """Each reservation with its 1-based place in its book's queue (None unless waiting)."""
     books = {r.book_id for r in reservations if r.status == ReservationStatus.waiting}
-    queues: dict[PydanticObjectId, list[PydanticObjectId]] = {}
+    queues: dict[ObjectId, list[ObjectId]] = {}
     if books:
-        async for raw in Reservation.get_pymongo_collection().find(
+        found = Reservation.get_pymongo_collection().find(
             {"book_id": {"$in": list(books)}, "status": WAITING},
             {"_id": 1, "book_id": 1},
             sort=QUEUE_ORDER,
-        ):
+        )
+        for raw in cast(list[BookRow], await found.to_list(None)):
             queues.setdefault(raw["book_id"], []).append(raw["_id"])
     placed: list[Positioned] = []
     for r in reservations:
@@ -272,7 +276,7 @@ async def _expiry_scope(ids: dict[str, PydanticObjectId]) -> dict[str, Any] | No
     found = Reservation.get_pymongo_collection().find(
         {"user_id": ids["user_id"], "status": {"$in": [WAITING, READY]}}, {"book_id": 1}
     )
-    books = [raw["book_id"] for raw in await found.to_list(None)]
+    books = [raw["book_id"] for raw in cast(list[BookRow], await found.to_list(None))]
     return {"book_id": {"$in": books}} if books else None
 
 
@@ -310,17 +314,19 @@ async def list_reservations(
 
 async def _cancel_one(query: dict[str, Any], settings: Settings) -> bool:
     """Cancel the open reservation `query` finds; a ready one's copy moves on. True if done."""
-    before = await Reservation.get_pymongo_collection().find_one_and_update(
+    raw = await Reservation.get_pymongo_collection().find_one_and_update(
         {**query, "open": True},
         {"$set": _closing(ReservationStatus.cancelled, clock.now())},
+        projection={"book_id": 1, "status": 1},
         return_document=ReturnDocument.BEFORE,
     )
-    if before is None:
+    if raw is None:
         return False
+    before = cast(StatusRow, raw)
     if before["status"] == WAITING:
-        await copies.leave_queue(book_id=before["book_id"])
+        await copies.leave_queue(book_id=PydanticObjectId(before["book_id"]))
     elif before["status"] == READY:
-        await place_held_copy(book_id=before["book_id"], settings=settings)
+        await place_held_copy(book_id=PydanticObjectId(before["book_id"]), settings=settings)
     return True
 
 
@@ -349,7 +355,7 @@ async def cancel_open_for_user(*, user_id: PydanticObjectId, settings: Settings)
         {"user_id": user_id, "open": True}, {"_id": 1}
     )
     cancelled = 0
-    for raw in await found.to_list(None):
+    for raw in cast(list[IdRow], await found.to_list(None)):
         cancelled += await _cancel_one({"_id": raw["_id"]}, settings)
     return cancelled
 
