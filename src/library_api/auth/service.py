@@ -3,7 +3,7 @@
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -23,6 +23,22 @@ from ..security import (
 from ..users.models import User
 from .models import LoginAttempt, Session
 from .schemas import MAX_LOGIN_PASSWORD, TokenPair, login_email
+
+
+class _Tries(TypedDict):
+    """An email's recent tries counted (`$group` by email), with its account when asked for
+    (`$lookup` as "user": the user documents of that email, at most one)."""
+
+    _id: str
+    tries: int
+    user: NotRequired[list[dict[str, Any]]]
+
+
+class _SessionRow(TypedDict):
+    """A whole session (validated as a `Session`) with its user joined (`$lookup` as "user")."""
+
+    _id: ObjectId
+    user: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +109,7 @@ async def _count_tries(recent: dict[str, Any], *, account: bool) -> tuple[int, U
             }
         )
     cursor = await LoginAttempt.get_pymongo_collection().aggregate(pipeline)
-    rows = await cursor.to_list(1)
+    rows = cast(list[_Tries], await cursor.to_list(1))
     if not rows:
         return 0, None
     users = rows[0].get("user") or []
@@ -225,7 +241,7 @@ async def _session_with_user(session_id: PydanticObjectId) -> tuple[Session, Use
             },
         ]
     )
-    rows = await cursor.to_list(1)
+    rows = cast(list[_SessionRow], await cursor.to_list(1))
     if not rows or not rows[0]["user"]:
         return None
     row = rows[0]

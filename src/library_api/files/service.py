@@ -10,9 +10,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Any, Literal, NotRequired, Protocol, TypedDict, cast
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
@@ -46,6 +48,25 @@ FORMATS: dict[Slot, tuple[Format, ...]] = {
     "document": (Format("application/pdf", ".pdf", lambda head: head.startswith(b"%PDF-")),),
 }
 LABELS: dict[Slot, str] = {"cover": "Cover", "document": "Document"}
+
+
+class _FileRow(TypedDict):
+    """A `StoredFile` as the book keeps it."""
+
+    key: str
+    filename: str
+    size: int
+    content_type: str
+    sha256: str
+    uploaded_at: datetime
+
+
+class _BookFiles(TypedDict):
+    """A book read for its files (the whole book, or `{slot: 1}`); None once removed."""
+
+    _id: ObjectId
+    cover: NotRequired[_FileRow | None]
+    document: NotRequired[_FileRow | None]
 
 
 class IncomingFile(Protocol):
@@ -156,12 +177,13 @@ async def replace_file(
     )
     changes = {slot: stored.model_dump(), "updated_at": now}
     try:
-        before = await _books().find_one_and_update(
+        found = await _books().find_one_and_update(
             {"_id": book_id}, {"$set": changes}, return_document=ReturnDocument.BEFORE
         )
     except BaseException:
         await asyncio.shield(_remove_unless_used(storage, book_id, slot, key))
         raise
+    before = cast(_BookFiles | None, found)
     if before is None:
         await _remove(storage, key)
         raise not_found("Book")
@@ -173,18 +195,21 @@ async def replace_file(
 
 
 async def remove_file(*, book_id: PydanticObjectId, slot: Slot, storage: Storage) -> None:
-    before = await _books().find_one_and_update(
+    found = await _books().find_one_and_update(
         {"_id": book_id, slot: {"$ne": None}},
         {"$set": {slot: None, "updated_at": clock.now()}},
         return_document=ReturnDocument.BEFORE,
     )
+    before = cast(_BookFiles | None, found)
     if before is None:
         raise not_found(LABELS[slot] if await _book_exists(book_id) else "Book")
-    await _remove(storage, before[slot]["key"])
+    removed = before[slot]
+    assert removed is not None  # the update's filter asked for one
+    await _remove(storage, removed["key"])
 
 
 async def get_file(*, book_id: PydanticObjectId, slot: Slot) -> StoredFile:
-    raw = await _books().find_one({"_id": book_id}, {slot: 1})
+    raw = cast(_BookFiles | None, await _books().find_one({"_id": book_id}, {slot: 1}))
     if raw is None:
         raise not_found("Book")
     if not raw.get(slot):

@@ -1,7 +1,9 @@
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
 from beanie import Document, PydanticObjectId
+from bson import ObjectId
 from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
@@ -54,6 +56,32 @@ class Fine(Document):
             ),
             IndexModel([("status", ASCENDING), ("created_at", DESCENDING)], name="by_status"),
         ]
+
+
+# Raw reads of fines (PyMongo projections), typed so mypy checks their keys.
+
+
+class FineAmount(TypedDict):
+    """A fine read for its amount (`{"amount_cents": 1}`)."""
+
+    _id: ObjectId
+    amount_cents: int
+
+
+class FineBalances(FineAmount):
+    """...and how its balance came about, for the consistency check (`{"amount_cents",
+    "paid_cents", "waived_cents", "balance_cents", "status"}`)."""
+
+    paid_cents: int
+    waived_cents: int
+    balance_cents: int
+    status: str
+
+
+class StoredFine(FineBalances):
+    """A whole fine, as a conditional update returns it (validated as a `Fine` after)."""
+
+    user_id: ObjectId | None
 
 
 DOCUMENTS = [Fine]

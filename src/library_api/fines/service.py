@@ -6,21 +6,49 @@ Every write is one update conditional on the fine's state, so parallel returns c
 
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.asynchronous.command_cursor import AsyncCommandCursor
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import DuplicateKeyError
 
 from .. import clock
 from ..config import Settings
+from ..db import IdRow
 from ..errors import AppError, not_found
 from ..loans.models import Loan, LoanStatus, ReturnedLoan
 from ..pagination import id_filters
 from ..users.models import User
-from .models import Fine, FineStatus, Payment, Waiver
+from .models import Fine, FineAmount, FineBalances, FineStatus, Payment, StoredFine, Waiver
 
 DAY = timedelta(days=1)
+
+
+class _Returned(TypedDict):
+    """A returned loan read for its fine (`{"due_at", "returned_at", "user_id", "book_title"}`)."""
+
+    _id: ObjectId
+    due_at: datetime
+    returned_at: datetime
+    user_id: ObjectId
+    book_title: str
+
+
+class _Due(TypedDict):
+    """A reader's open balances summed (`$group` by `user_id`)."""
+
+    _id: ObjectId | None
+    due: int
+
+
+class _Owing(TypedDict):
+    """A reader read for `fines_due_cents`."""
+
+    _id: ObjectId
+    fines_due_cents: NotRequired[int | None]  # missing on a reader from before it was kept
 
 
 def fine_cents(*, due_at: datetime, returned_at: datetime, settings: Settings) -> int:
@@ -34,8 +62,8 @@ def fine_cents(*, due_at: datetime, returned_at: datetime, settings: Settings) -
 
 async def charge_late_return(
     *,
-    loan_id: PydanticObjectId,
-    user_id: PydanticObjectId,
+    loan_id: ObjectId,
+    user_id: ObjectId,
     book_title: str,
     due_at: datetime,
     returned_at: datetime,
@@ -69,7 +97,7 @@ async def charge_late_return(
     return amount
 
 
-async def _owe(user_id: PydanticObjectId | None, delta: int) -> None:
+async def _owe(user_id: ObjectId | None, delta: int) -> None:
     """Moves the reader's `fines_due_cents`, which borrowing and the preflight read from the
     authenticated user without a query; `check-consistency --repair` mends it after a crash
     between a fine's write and this one."""
@@ -79,18 +107,19 @@ async def _owe(user_id: PydanticObjectId | None, delta: int) -> None:
         )
 
 
-async def recorded(*, loan_ids: list[PydanticObjectId]) -> dict[PydanticObjectId, int]:
+async def recorded(*, loan_ids: list[ObjectId]) -> dict[ObjectId, int]:
     """The fine recorded for each of these loans that has one."""
     if not loan_ids:
         return {}
-    found = Fine.get_pymongo_collection().find({"_id": {"$in": loan_ids}}, {"amount_cents": 1})
+    fines = Fine.get_pymongo_collection()
+    found: AsyncCursor[FineAmount] = fines.find({"_id": {"$in": loan_ids}}, {"amount_cents": 1})
     return {doc["_id"]: doc["amount_cents"] async for doc in found}
 
 
-async def open_fine_loans(*, readers: Any) -> list[PydanticObjectId]:
+async def open_fine_loans(*, readers: Any) -> list[ObjectId]:
     """The loans (a fine's id is its loan's) with an open fine of these readers (a query on
     `user_id`)."""
-    found = Fine.get_pymongo_collection().find(
+    found: AsyncCursor[IdRow] = Fine.get_pymongo_collection().find(
         {"status": FineStatus.open.value, "user_id": readers}, {"_id": 1}
     )
     return [doc["_id"] async for doc in found]
@@ -132,7 +161,7 @@ def _closed() -> AppError:
 async def pay(*, fine_id: PydanticObjectId, amount_cents: int, by: PydanticObjectId) -> Fine:
     now = clock.now()
     payment = Payment(amount_cents=amount_cents, by=by, at=now)
-    raw = await Fine.get_pymongo_collection().find_one_and_update(
+    found = await Fine.get_pymongo_collection().find_one_and_update(
         # The precondition: open, and owing at least this much.
         {"_id": fine_id, "status": FineStatus.open.value, "balance_cents": {"$gte": amount_cents}},
         {
@@ -142,6 +171,7 @@ async def pay(*, fine_id: PydanticObjectId, amount_cents: int, by: PydanticObjec
         },
         return_document=ReturnDocument.AFTER,
     )
+    raw = cast(StoredFine | None, found)
     if raw is None:
         fine = await _existing(fine_id)
         if fine.status != FineStatus.open:
@@ -153,13 +183,13 @@ async def pay(*, fine_id: PydanticObjectId, amount_cents: int, by: PydanticObjec
     return _fine(raw)
 
 
-async def _settle(fine_id: PydanticObjectId, now: datetime) -> dict[str, Any] | None:
-    result: dict[str, Any] | None = await Fine.get_pymongo_collection().find_one_and_update(
+async def _settle(fine_id: PydanticObjectId, now: datetime) -> StoredFine | None:
+    found = await Fine.get_pymongo_collection().find_one_and_update(
         {"_id": fine_id, "status": FineStatus.open.value, "balance_cents": 0},
         {"$set": {"status": FineStatus.paid.value, "updated_at": now}},
         return_document=ReturnDocument.AFTER,
     )
-    return result
+    return cast(StoredFine | None, found)
 
 
 def _over_balance(balance: int) -> AppError:
@@ -197,7 +227,7 @@ async def waive(*, fine_id: PydanticObjectId, reason: str, by: PydanticObjectId)
     raise AppError(409, "fine_busy", "The fine is changing; try again")
 
 
-def _fine(raw: dict[str, Any]) -> Fine:
+def _fine(raw: StoredFine) -> Fine:
     fine: Fine = Fine.model_validate(raw)
     return fine
 
@@ -237,9 +267,10 @@ async def drift(*, settings: Settings) -> list[str]:
     waived (or a status that does not match it), and, while fines are on, a loan returned
     late with no fine (a return cut off before its fine was recorded)."""
     lines: list[str] = []
-    async for fine in Fine.get_pymongo_collection().find(
+    fines: AsyncCursor[FineBalances] = Fine.get_pymongo_collection().find(
         {}, {"amount_cents": 1, "paid_cents": 1, "waived_cents": 1, "balance_cents": 1, "status": 1}
-    ):
+    )
+    async for fine in fines:
         owed = fine["amount_cents"] - fine["paid_cents"] - fine["waived_cents"]
         closed = fine["status"] != FineStatus.open.value
         if fine["balance_cents"] != owed or closed != (owed == 0):
@@ -256,15 +287,15 @@ async def drift(*, settings: Settings) -> list[str]:
     return lines
 
 
-async def _unfined(settings: Settings) -> list[dict[str, Any]]:
+async def _unfined(settings: Settings) -> list[_Returned]:
     if settings.fine_per_day_cents <= 0:
         return []
-    late: list[dict[str, Any]] = []
-    seen: set[Any] = set()
+    late: list[_Returned] = []
+    seen: set[ObjectId] = set()
     # Returned loans not yet moved to the history, then the history (loans/history.py); a
     # loan caught between the two by a move counts once.
     for collection in (Loan.get_pymongo_collection(), ReturnedLoan.get_pymongo_collection()):
-        returned = collection.find(
+        returned: AsyncCursor[_Returned] = collection.find(
             {"status": LoanStatus.returned.value, "fine_cents": {"$in": [0, None]}},
             {"due_at": 1, "returned_at": 1, "user_id": 1, "book_title": 1},
         )
@@ -280,10 +311,10 @@ async def _unfined(settings: Settings) -> list[dict[str, Any]]:
     return [loan for loan in late if loan["_id"] not in fined]
 
 
-async def _dues() -> list[tuple[Any, int, int]]:
+async def _dues() -> list[tuple[ObjectId, int, int]]:
     """(user, fines_due_cents stored, open balances) for each reader where they differ."""
-    owed: dict[Any, int] = {}
-    rows = await Fine.get_pymongo_collection().aggregate(
+    owed: dict[ObjectId | None, int] = {}
+    rows: AsyncCommandCursor[_Due] = await Fine.get_pymongo_collection().aggregate(
         [
             {"$match": {"status": FineStatus.open.value}},
             {"$group": {"_id": "$user_id", "due": {"$sum": "$balance_cents"}}},
@@ -291,7 +322,7 @@ async def _dues() -> list[tuple[Any, int, int]]:
     )
     async for row in rows:
         owed[row["_id"]] = int(row["due"])
-    users = User.get_pymongo_collection().find(
+    users: AsyncCursor[_Owing] = User.get_pymongo_collection().find(
         {"$or": [{"fines_due_cents": {"$nin": [0, None]}}, {"_id": {"$in": list(owed)}}]},
         {"fines_due_cents": 1},
     )

@@ -29,11 +29,23 @@ class IdempotentRequest(Document):
         ]
 
 
-class StoredAnswer(TypedDict):
-    """A finished record as the service reads it back."""
+# A record as the service reads it back: `state` tells which of the two it is.
+
+
+class RunningClaim(TypedDict):
+    """A claim whose request is still running: no answer kept yet."""
 
     _id: str
-    state: Literal["running", "done"]
+    state: Literal["running"]
+    started_at: datetime
+    expires_at: datetime
+
+
+class StoredAnswer(TypedDict):
+    """A finished record: the first answer, kept for its retries."""
+
+    _id: str
+    state: Literal["done"]
     started_at: datetime
     expires_at: datetime
     fingerprint: str | None

@@ -7,13 +7,13 @@ retries under one key cannot both run: exactly one insert (or take-over) wins th
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from .. import clock
-from .models import IdempotentRequest, StoredAnswer
+from .models import IdempotentRequest, RunningClaim, StoredAnswer
 
 # A claim still "running" after this was left by an instance that stopped mid-request: a
 # retry may take it over. Longer than any request the service lets run.
@@ -61,7 +61,8 @@ async def claim(*, user_id: str, key: str, hours: int) -> Claim:
         )
         if taken is not None:
             return "claimed"
-        found: StoredAnswer | None = await collection.find_one({"_id": record})
+        raw = await collection.find_one({"_id": record})
+        found = cast(RunningClaim | StoredAnswer | None, raw)
         if found is None:
             continue  # released in between: claim it afresh
         if found["state"] == "running":

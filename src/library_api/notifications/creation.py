@@ -6,6 +6,7 @@
 
 import logging
 from datetime import UTC, datetime
+from typing import cast
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -15,7 +16,7 @@ from .. import clock
 from ..books.models import Book
 from ..db import doc_id
 from ..reservations.models import Reservation
-from .models import Notification, NotificationKind
+from .models import Notification, NotificationKind, TitleRow
 
 logger = logging.getLogger("library_api")
 UNKNOWN_TITLE = "The book"
@@ -70,7 +71,8 @@ async def create(
 
 
 async def _book_title(book_id: PydanticObjectId) -> str:
-    raw = await Book.get_pymongo_collection().find_one({"_id": book_id}, {"title": 1})
+    found = await Book.get_pymongo_collection().find_one({"_id": book_id}, {"title": 1})
+    raw = cast(TitleRow | None, found)
     return str(raw["title"]) if raw is not None else UNKNOWN_TITLE
 
 

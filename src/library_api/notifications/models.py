@@ -1,5 +1,6 @@
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
 from beanie import Document, PydanticObjectId
 from bson import ObjectId
@@ -61,6 +62,13 @@ class Lease(Document):
 
     class Settings:
         name = "leases"
+
+
+class TitleRow(TypedDict):
+    """A book read for the title a notification names (`{"title": 1}`)."""
+
+    _id: ObjectId
+    title: str
 
 
 DOCUMENTS: list[type[Document]] = [Notification, Lease]

@@ -5,11 +5,13 @@ back-off when the SMTP server fails. mailer.py speaks SMTP.
 import logging
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 from uuid import uuid4
 
 from beanie import PydanticObjectId
+from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.asynchronous.cursor import AsyncCursor
 
 from .. import clock
 from ..config import Settings
@@ -34,6 +36,14 @@ _SUBJECTS = {
     NotificationKind.overdue: "A loan is overdue",
     NotificationKind.reservation_ready: "Your reservation is ready",
 }
+
+
+class _Recipient(TypedDict):
+    """A reader read for mailing (`{"email": 1, "name": 1}`)."""
+
+    _id: ObjectId
+    email: str
+    name: str
 
 
 def mail_backoff(attempts: int) -> timedelta:
@@ -83,8 +93,8 @@ async def _failed(notification: Notification, token: str, error: str) -> None:
     await _settle(notification, token, {"next_mail_at": retry, "mail_error": error[:500]})
 
 
-async def _recipients(user_ids: set[PydanticObjectId]) -> dict[PydanticObjectId, tuple[str, str]]:
-    found = User.get_pymongo_collection().find(
+async def _recipients(user_ids: set[PydanticObjectId]) -> dict[ObjectId, tuple[str, str]]:
+    found: AsyncCursor[_Recipient] = User.get_pymongo_collection().find(
         {"_id": {"$in": list(user_ids)}, "is_active": True}, {"email": 1, "name": 1}
     )
     return {raw["_id"]: (str(raw["email"]), str(raw["name"])) async for raw in found}

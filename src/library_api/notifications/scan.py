@@ -5,37 +5,50 @@ periodic job around it (expiring lapsed holds first, mailing after) is in schedu
 """
 
 from datetime import datetime, timedelta
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from bson import ObjectId
+from pymongo.asynchronous.cursor import AsyncCursor
 
 from .. import clock
 from ..books.models import Book
 from ..loans.models import Loan, LoanStatus
 from ..reservations.models import Reservation, ReservationStatus
 from . import creation
-from .models import Notification, NotificationKind
+from .models import Notification, NotificationKind, TitleRow
 
 DUE_SOON_WINDOW = timedelta(hours=24)
 _BATCH = 200
 
 
 class _DueLoan(TypedDict):
+    """An active loan read for its notice (`{"user_id", "book_title", "due_at"}`)."""
+
     _id: ObjectId
     user_id: ObjectId
     book_title: str
     due_at: datetime
 
 
-class _ReadyHold(TypedDict, total=False):
+class _ReadyHold(TypedDict):
+    """A ready reservation read for its notice (`{"user_id", "book_id", "ready_until"}`)."""
+
     _id: ObjectId
     user_id: ObjectId
     book_id: ObjectId
-    ready_until: datetime | None
+    ready_until: NotRequired[datetime | None]
+
+
+class _KeyRow(TypedDict):
+    """A notification read for its key (`{"key": 1}`)."""
+
+    _id: ObjectId
+    key: str
 
 
 async def _existing_keys(keys: list[str]) -> set[str]:
-    found = Notification.get_pymongo_collection().find({"key": {"$in": keys}}, {"key": 1})
+    notifications = Notification.get_pymongo_collection()
+    found: AsyncCursor[_KeyRow] = notifications.find({"key": {"$in": keys}}, {"key": 1})
     return {raw["key"] async for raw in found}
 
 
@@ -44,7 +57,7 @@ async def _notify_loans(*, kind: NotificationKind, query: dict[str, Any]) -> int
         creation.due_soon_message if kind is NotificationKind.due_soon else creation.overdue_message
     )
     fields = {"user_id": 1, "book_title": 1, "due_at": 1}
-    loans = Loan.get_pymongo_collection().find(query, fields).sort("_id", 1)
+    loans: AsyncCursor[_DueLoan] = Loan.get_pymongo_collection().find(query, fields).sort("_id", 1)
     created = 0
     batch: list[_DueLoan] = []
 
@@ -87,12 +100,10 @@ async def _notify_ready_holds() -> int:
     keys = {Notification.key_for(kind, h["_id"]): h for h in holds}
     done = await _existing_keys(list(keys))
     missing = [h for key, h in keys.items() if key not in done]
-    titles = {
-        raw["_id"]: str(raw["title"])
-        async for raw in Book.get_pymongo_collection().find(
-            {"_id": {"$in": list({h["book_id"] for h in missing})}}, {"title": 1}
-        )
-    }
+    books: AsyncCursor[TitleRow] = Book.get_pymongo_collection().find(
+        {"_id": {"$in": list({h["book_id"] for h in missing})}}, {"title": 1}
+    )
+    titles = {raw["_id"]: str(raw["title"]) async for raw in books}
     created = 0
     for hold in missing:
         title = titles.get(hold["book_id"], creation.UNKNOWN_TITLE)

@@ -13,12 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import PydanticObjectId
+from pymongo.asynchronous.cursor import AsyncCursor
 
 from .. import clock
 from ..auth import service as auth_service
 from ..auth.models import LoginAttempt, Session
 from ..config import Settings
-from ..db import doc_id
+from ..db import IdRow, doc_id
 from ..errors import AppError
 from ..fines import service as fines
 from ..fines.models import Fine, FineStatus
@@ -41,7 +42,8 @@ async def _batched(collection: Any, query: dict[str, Any], change: dict[str, Any
     """Applies `change` to every document `query` matches, BATCH at a time; how many."""
     done: int = 0
     while True:
-        ids = [doc["_id"] async for doc in collection.find(query, {"_id": 1}).limit(BATCH)]
+        found: AsyncCursor[IdRow] = collection.find(query, {"_id": 1}).limit(BATCH)
+        ids = [doc["_id"] async for doc in found]
         if not ids:
             return done
         result = await collection.update_many({"_id": {"$in": ids}, **query}, change)
@@ -93,10 +95,10 @@ async def anonymise_history(*, settings: Settings) -> int:
     if settings.history_retention_days <= 0:
         return 0
     before = clock.now() - timedelta(days=settings.history_retention_days)
-    keepers = [
-        doc["_id"]
-        async for doc in User.get_pymongo_collection().find({"keep_history": True}, {"_id": 1})
-    ]
+    found: AsyncCursor[IdRow] = User.get_pymongo_collection().find(
+        {"keep_history": True}, {"_id": 1}
+    )
+    keepers = [doc["_id"] async for doc in found]
     done = await _anonymise({"$nin": [*keepers, ANONYMOUS, None]}, before)
     if done:
         logger.info("privacy: anonymised %d finished records older than %s", done, before.date())

@@ -8,7 +8,10 @@ collections.
 """
 
 import asyncio
-from typing import Any
+from typing import TypedDict, cast
+
+from bson import ObjectId
+from pymongo.asynchronous.cursor import AsyncCursor
 
 from .. import clock
 from ..books.models import Book
@@ -20,17 +23,33 @@ from .schemas import BorrowedBook, LibraryStats
 TOP_BORROWED = 10
 
 
+class _Catalogue(TypedDict):
+    """The books counted and their copies summed (one `$group` of every book)."""
+
+    _id: None
+    books: int
+    copies: int
+
+
+class _Borrowed(TypedDict):
+    """A book read for the ranking (`{"title": 1, "loans_ever": 1}`)."""
+
+    _id: ObjectId
+    title: str
+    loans_ever: int
+
+
 async def _catalogue() -> tuple[int, int]:
     cursor = await Book.get_pymongo_collection().aggregate(
         [{"$group": {"_id": None, "books": {"$sum": 1}, "copies": {"$sum": "$total_copies"}}}]
     )
-    rows: list[dict[str, Any]] = await cursor.to_list()
+    rows = cast(list[_Catalogue], await cursor.to_list())
     return (int(rows[0]["books"]), int(rows[0]["copies"])) if rows else (0, 0)
 
 
 async def _top_borrowed() -> list[BorrowedBook]:
     # `loans_ever` counts returned loans too; a deleted book is gone with its counter.
-    found = (
+    found: AsyncCursor[_Borrowed] = (
         Book.get_pymongo_collection()
         .find({"loans_ever": {"$gt": 0}}, {"title": 1, "loans_ever": 1})
         .sort([("loans_ever", -1), ("title", 1), ("_id", 1)])
