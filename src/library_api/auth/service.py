@@ -309,3 +309,16 @@ async def revoke_all(*, user_id: PydanticObjectId, keep: PydanticObjectId | None
     if keep is not None:
         query["_id"] = {"$ne": keep}
     await Session.get_pymongo_collection().update_many(query, {"$set": {"revoked_at": clock.now()}})
+
+
+async def purge_expired() -> int:
+    """Delete the sessions and login attempts past `expires_at`; how many.
+
+    Their TTL indexes do it too, by the server's own clock and pace (MongoDB's monitor about
+    once a minute, the embedded engine when the collection is next touched); the scan does it
+    by `clock`, so these collections stay small whichever engine runs them.
+    """
+    expired = {"expires_at": {"$lte": clock.now()}}
+    sessions = await Session.get_pymongo_collection().delete_many(expired)
+    attempts = await LoginAttempt.get_pymongo_collection().delete_many(expired)
+    return sessions.deleted_count + attempts.deleted_count

@@ -104,3 +104,11 @@ async def release(*, user_id: str, key: str) -> None:
     await IdempotentRequest.get_pymongo_collection().delete_one(
         {"_id": record_id(user_id=user_id, key=key), "state": "running"}
     )
+
+
+async def purge_expired() -> int:
+    """Delete the kept answers and claims past `expires_at` (as `auth.service.purge_expired`
+    does for sessions, beside the TTL index); how many."""
+    expired = {"expires_at": {"$lte": clock.now()}}
+    done = await IdempotentRequest.get_pymongo_collection().delete_many(expired)
+    return done.deleted_count

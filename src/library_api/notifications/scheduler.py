@@ -24,8 +24,10 @@ from contextlib import suppress
 from datetime import timedelta
 from uuid import uuid4
 
+from ..auth import service as auth
 from ..config import Settings
 from ..fines import service as fines
+from ..idempotency import service as idempotency
 from ..loans import consistency
 from ..loans import history as loan_history
 from ..privacy import service as privacy
@@ -43,7 +45,8 @@ LEASE_MARGIN = timedelta(minutes=2)
 
 async def run_scan(*, settings: Settings) -> int:
     """Expire lapsed holds, create every missing notification, mail what is pending,
-    anonymise old history and move returned loans to the history.
+    anonymise old history, move returned loans to the history and delete expired sessions,
+    login attempts and idempotency keys.
 
     Returns how many notifications this call created.
     """
@@ -54,6 +57,8 @@ async def run_scan(*, settings: Settings) -> int:
     await privacy.anonymise_history(settings=settings)
     # Returned loans leave the active collection (loans/history.py).
     await loan_history.archive_returned()
+    await auth.purge_expired()
+    await idempotency.purge_expired()
     return created
 
 
