@@ -27,19 +27,26 @@ from library_api.notifications.scheduler import (
 from tests.conftest import Account
 from tests.loans.support import Desk
 
-Run = Callable[..., list[str] | None]
+
+class Run:
+    """One run of the job on the app's loop, as `holder` (the same watch from run to run);
+    `settle` is how long a drift must stay the same before a run repairs it."""
+
+    def __init__(self, client: TestClient, settings: Settings) -> None:
+        self.client, self.settings = client, settings
+        self.watch = Watch(settings)
+        self.settle = self.watch.settle
+
+    def __call__(self, holder: str = "this-instance") -> list[str] | None:
+        job = partial(
+            run_consistency_check, watch=self.watch, holder=holder, settings=self.settings
+        )
+        return self.client.portal.call(job)  # type: ignore[union-attr]
 
 
 @pytest.fixture
 def check(client: TestClient, settings: Settings) -> Iterator[Run]:
-    """One run of the job on the app's loop, as `holder` (the same watch from run to run)."""
-    watch = Watch()
-
-    def run(holder: str = "this-instance") -> list[str] | None:
-        job = partial(run_consistency_check, watch=watch, holder=holder, settings=settings)
-        return client.portal.call(job)  # type: ignore[union-attr]
-
-    yield run
+    yield Run(client, settings)
 
 
 def _cut_off_borrow(raw_db: Any, member: Account, book: str) -> None:
@@ -77,11 +84,11 @@ def test_the_next_run_mends_a_borrow_cut_off_between_its_writes(
 
     # First sight: it may be a borrow in flight; nothing is touched yet.
     assert check() == []
-    clock.advance(timedelta(milliseconds=500))
+    clock.advance(check.settle / 2)
     assert check() == []
     assert desk.copies(book) == 0
 
-    clock.advance(timedelta(seconds=1))
+    clock.advance(check.settle)
     repaired = check()
     assert repaired is not None and len(repaired) == 2, repaired
     assert any(book in line and "loaned_copies 1 (expected 0)" in line for line in repaired)
@@ -122,7 +129,7 @@ def test_a_borrow_that_finishes_between_two_runs_is_left_alone(
             "status": "active",
         }
     )
-    clock.advance(timedelta(seconds=2))
+    clock.advance(check.settle + timedelta(seconds=1))
     assert check() == []
     assert desk.copies(book) == 1
     assert _slots(raw_db, member) == 1
@@ -142,7 +149,7 @@ def test_a_repaired_copy_goes_to_the_waiting_reader(
         {"_id": ObjectId(loan["id"])}, {"$set": {"status": "returned", "returned_at": clock.now()}}
     )
     assert check() == []
-    clock.advance(timedelta(seconds=2))
+    clock.advance(check.settle + timedelta(seconds=1))
     assert check()
     assert desk.reservation(reader, book)["status"] == "ready"
     assert desk.copies(book) == 0
@@ -158,7 +165,7 @@ def test_drift_no_repair_can_settle_is_reported_once(
     raw_db.books.update_one({"_id": ObjectId(book)}, {"$set": {"total_copies": 0}})
     for _ in range(3):
         assert check() == []
-        clock.advance(timedelta(seconds=2))
+        clock.advance(check.settle + timedelta(seconds=1))
     reported = [r for r in caplog.records if "cannot repair" in r.getMessage()]
     assert len(reported) == 1
     assert "more copies out than total_copies 0" in reported[0].getMessage()
@@ -177,13 +184,13 @@ def test_the_lease_lets_one_instance_check_at_a_time(
         }
     )
     assert check() is None
-    clock.advance(timedelta(seconds=2))
+    clock.advance(check.settle + timedelta(seconds=1))
     assert check() is None
     assert desk.copies(book) == 0
     # The holder stopped renewing: once its lease expires, this instance checks.
     clock.advance(timedelta(minutes=10))
     assert check() == []
-    clock.advance(timedelta(seconds=2))
+    clock.advance(check.settle + timedelta(seconds=1))
     assert check()
     assert desk.copies(book) == 1
     assert raw_db.leases.find_one({"_id": CONSISTENCY_LEASE})["holder"] == "this-instance"
@@ -205,7 +212,7 @@ def test_a_reservation_cut_off_before_it_was_written_is_mended(
     assert desk.give_back(member, book).status_code == 200
     assert desk.copies(book) == 1
     assert check() == []
-    clock.advance(timedelta(seconds=2))
+    clock.advance(check.settle + timedelta(seconds=1))
     repaired = check()
     assert repaired is not None and len(repaired) == 1, repaired
     assert book in repaired[0] and "waiting_readers 1 (expected 0)" in repaired[0]
@@ -223,7 +230,7 @@ def test_a_count_below_the_queue_is_mended_and_the_reader_gets_the_copy(
     # Wrong the other way (never made by a request): the count forgets the waiting reader.
     raw_db.books.update_one({"_id": ObjectId(book)}, {"$set": {"waiting_readers": 0}})
     assert check() == []
-    clock.advance(timedelta(seconds=2))
+    clock.advance(check.settle + timedelta(seconds=1))
     assert check()
     assert desk.give_back(holder, book).status_code == 200
     assert desk.reservation(reader, book)["status"] == "ready"

@@ -1,10 +1,9 @@
-"""Copy and slot state: the one module that writes a book's copy counters and a reader's
-loan-slot counter.
+"""Copy state: the one module that writes a book's copy counters (copies/slots.py does the
+same for a reader's loan slots).
 
 A book's copies are in one of three places, each counted on the book:
 `available_copies` (on the shelf), `held_copies` (set aside for a reservation) and
-`loaned_copies` (out on loan), with `available + held + loaned == total_copies`. A reader's
-`active_loans` counts the loan slots taken, at most MAX_ACTIVE_LOANS.
+`loaned_copies` (out on loan), with `available + held + loaned == total_copies`.
 
 The book also keeps `waiting_readers`, never fewer than the readers waiting in its queue: a
 reader joins (+1) before the reservation is written and leaves (-1) after it stops waiting,
@@ -20,7 +19,6 @@ callers decide what a miss means. Each transition has an inverse, and the undo s
 borrow that fails part-way are those inverses.
 """
 
-from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from beanie import PydanticObjectId
@@ -30,7 +28,6 @@ from pymongo import ReturnDocument
 from ..books.models import Book
 from ..loans.models import Loan, LoanStatus
 from ..reservations.models import Reservation, ReservationStatus
-from ..users.models import User
 
 Place = Literal["available_copies", "held_copies", "loaned_copies"]
 SHELF: Place = "available_copies"
@@ -41,8 +38,6 @@ BORROWS = "loans_ever"
 # Never fewer than the readers waiting for the book (see above).
 WAITING = "waiting_readers"
 BOOK_COUNTERS = ("total_copies", SHELF, LOANED, HELD, WAITING)
-# On a reader: each loan slot's loan and a date it is not due before (see `take_loan_slot`).
-DUES = "loans_due"
 
 
 class Lent(TypedDict):
@@ -111,9 +106,11 @@ async def take_shelf_copy(*, book_id: PydanticObjectId) -> Lent | None:
     return await _lend(book_id, SHELF)
 
 
-async def untake_shelf_copy(*, book_id: PydanticObjectId) -> bool:
-    """Inverse of `take_shelf_copy`, for a borrow that failed after it."""
-    return await _move(book_id, LOANED, SHELF, borrows=-1)
+async def untake_shelf_copy(*, book_id: PydanticObjectId) -> Place | None:
+    """Inverse of `take_shelf_copy`, for a borrow that failed after it: the copy goes back
+    as a returned one does (`give_back`), since a reader may have joined the queue
+    meanwhile, seeing no copy on the shelf."""
+    return await _queue_or_shelf(book_id, LOANED, borrows=-1)
 
 
 async def take_held_copy(*, book_id: PydanticObjectId) -> Lent | None:
@@ -128,22 +125,34 @@ async def untake_held_copy(*, book_id: PydanticObjectId) -> bool:
 
 async def give_back(*, book_id: PydanticObjectId) -> Place | None:
     """A returned copy goes to the hold shelf if readers may be waiting (to be promised to
-    the first of them), else to the shelf: where it went; None when no copy was out.
+    the first of them: `HELD`), else to the shelf (`SHELF`); None when no copy was out."""
+    return await _queue_or_shelf(book_id, LOANED)
 
-    Where the count is missing (a book from before it was kept) readers may be waiting.
-    """
+
+async def release_held_copy(*, book_id: PydanticObjectId) -> Place | None:
+    """A held copy its reader no longer needs goes to the shelf when no reader is counted as
+    waiting (`SHELF`); else it stays held, to be promised to the first of them (`HELD`).
+    None when no copy is held."""
+    return await _queue_or_shelf(book_id, HELD)
+
+
+async def _queue_or_shelf(
+    book_id: PydanticObjectId, source: Place, *, borrows: int = 0
+) -> Place | None:
+    """One copy leaves `source` for the hold shelf or the shelf, decided by `waiting_readers`
+    in the same update. Where the count is missing (a book from before it was kept) readers
+    may be waiting."""
     queued = {"$gt": [{"$ifNull": [f"${WAITING}", 1]}, 0]}
+    deltas: dict[str, list[Any]] = {
+        HELD: [{"$cond": [queued, 1, 0]}],
+        SHELF: [{"$cond": [queued, 0, 1]}],
+    }
+    deltas.setdefault(source, []).append(-1)
+    if borrows:
+        deltas[BORROWS] = [borrows]
     raw = await Book.get_pymongo_collection().find_one_and_update(
-        _has_one(book_id, LOANED),
-        [
-            {
-                "$set": {
-                    LOANED: {"$subtract": [f"${LOANED}", 1]},
-                    HELD: {"$cond": [queued, {"$add": [f"${HELD}", 1]}, f"${HELD}"]},
-                    SHELF: {"$cond": [queued, f"${SHELF}", {"$add": [f"${SHELF}", 1]}]},
-                }
-            }
-        ],
+        _has_one(book_id, source),
+        [{"$set": {name: {"$add": [f"${name}", *d]} for name, d in deltas.items()}}],
         projection={WAITING: 1},
         return_document=ReturnDocument.AFTER,
     )
@@ -265,103 +274,6 @@ class Restock:
         return {"$add": [f"${LOANED}", f"${HELD}"]}
 
 
-# --- loan slots -------------------------------------------------------------------------------
-
-
-def _dues_known() -> dict[str, Any]:
-    return {"$isArray": f"${DUES}"}
-
-
-async def take_loan_slot(
-    *, user_id: PydanticObjectId, loan_id: PydanticObjectId, limit: int, due_at: datetime
-) -> bool:
-    """Take one of the reader's `limit` loan slots, for the loan `loan_id` (about to be
-    written) due at `due_at`; False when all are taken.
-
-    `loans_due` follows: one entry per slot taken, a date its loan is not due before (a
-    renewal moves it on afterwards; a librarian's change forgets them all). The first slot
-    starts the list (the counter only runs ahead of the loans, so none is active then); the
-    next ones add to it. Unknown (None, as for a reader whose loans predate it) stays unknown
-    until the reader has no loan again.
-    """
-    entry = {"$literal": [{"loan": loan_id, "due": due_at}]}
-    taken = await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": {"$lt": limit}},
-        [
-            {
-                "$set": {
-                    "active_loans": {"$add": ["$active_loans", 1]},
-                    DUES: {
-                        "$cond": [
-                            {"$eq": ["$active_loans", 0]},
-                            entry,
-                            {
-                                "$cond": [
-                                    _dues_known(),
-                                    {"$concatArrays": [f"${DUES}", entry]},
-                                    None,
-                                ]
-                            },
-                        ]
-                    },
-                }
-            }
-        ],
-    )
-    return taken.modified_count == 1
-
-
-async def forget_due_dates(*, user_id: PydanticObjectId) -> None:
-    """A librarian is about to change a due date of the reader's: what `loans_due` knew is
-    forgotten (until the reader has no loan again), so it never claims a date the loan has
-    passed, however the change and a renewal's `renew_due_date` interleave."""
-    await User.get_pymongo_collection().update_one(
-        {"_id": user_id, DUES: {"$ne": None}}, {"$set": {DUES: None}}
-    )
-
-
-async def renew_due_date(
-    *, user_id: PydanticObjectId, loan_id: PydanticObjectId, was: datetime, due_at: datetime
-) -> None:
-    """After a renewal moved the loan from `was` to `due_at`: its entry follows, if it still
-    says `was` (a later renewal that got there first, or a forgetting, wins)."""
-    moved = {
-        "$cond": [
-            {"$and": [{"$eq": ["$$this.loan", loan_id]}, {"$eq": ["$$this.due", was]}]},
-            {"loan": "$$this.loan", "due": {"$literal": due_at}},
-            "$$this",
-        ]
-    }
-    await User.get_pymongo_collection().update_one(
-        {"_id": user_id, DUES: {"$elemMatch": {"loan": loan_id, "due": was}}},
-        [{"$set": {DUES: {"$map": {"input": f"${DUES}", "in": moved}}}}],
-    )
-
-
-async def release_loan_slot(*, user_id: PydanticObjectId, loan_id: PydanticObjectId) -> bool:
-    """Inverse of `take_loan_slot`: at the loan's return, or to undo a borrow."""
-    others = {"$filter": {"input": f"${DUES}", "cond": {"$ne": ["$$this.loan", loan_id]}}}
-    released = await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": {"$gt": 0}},
-        [
-            {
-                "$set": {
-                    "active_loans": {"$add": ["$active_loans", -1]},
-                    # The last slot freed: no loan is out, whatever was known before.
-                    DUES: {
-                        "$cond": [
-                            {"$eq": ["$active_loans", 1]},
-                            {"$literal": []},
-                            {"$cond": [_dues_known(), others, None]},
-                        ]
-                    },
-                }
-            }
-        ],
-    )
-    return released.modified_count == 1
-
-
 # --- repair -----------------------------------------------------------------------------------
 
 
@@ -373,15 +285,5 @@ async def correct_book(*, book_id: Any, seen: dict[str, Any], expected: dict[str
     """
     done = await Book.get_pymongo_collection().update_one(
         {"_id": book_id, **seen}, {"$set": expected}
-    )
-    return done.modified_count == 1
-
-
-async def correct_loan_slots(*, user_id: Any, seen: Any, expected: int) -> bool:
-    """`correct_book` for a reader's `active_loans`; what is known of their due dates is
-    forgotten too (a counter that fell behind the loans may have let it run ahead)."""
-    done = await User.get_pymongo_collection().update_one(
-        {"_id": user_id, "active_loans": seen},
-        {"$set": {"active_loans": expected, DUES: None}},
     )
     return done.modified_count == 1

@@ -1,18 +1,18 @@
 """Counter drift: `library-api check-consistency` finds it, `--repair` sets it right.
 
 Every counter (a book's loaned, held and available copies and its count of waiting readers, a
-reader's active loans) is moved
-by its own conditional update, beside the loan or reservation write it belongs to. A request
-cut off between those writes (a return that closed the loan but never moved the counters, a
-borrow whose compensation failed) leaves a counter no later request corrects.
+reader's active loans) is moved by its own conditional update, beside the loan or reservation
+write it belongs to. A request cut off between those writes (a return that closed the loan but
+never moved the counters, a borrow whose compensation failed) leaves a counter no later
+request corrects.
 
 Requests in flight look like drift for a moment too: a borrow counts its copy before it
 writes the loan. So a repair only touches what it sees drifted the same way twice, at least
-SETTLE_SECONDS apart (by `clock`), and writes with the counters it saw as the precondition: a
+`settle_time` apart (by `clock`), and writes with the counters it saw as the precondition: a
 request that moved them meanwhile makes the write miss rather than be undone, and the next
 look tries again. A `Watch` remembers what earlier looks saw: the command line looks a few
-times a second apart; the background job (notifications/scheduler.py) looks every
-CONSISTENCY_INTERVAL_SECONDS, and once more a second after a look that found new drift.
+times, `settle_time` apart; the background job (notifications/scheduler.py) looks every
+CONSISTENCY_INTERVAL_SECONDS, and once more `settle_time` after a look that found new drift.
 """
 
 import asyncio
@@ -27,15 +27,14 @@ from .. import clock
 from ..books.models import Book
 from ..config import Settings
 from ..copies import service as copies
+from ..copies import slots
 from ..fines import service as fines
 from ..reservations import service as reservations
 from ..reservations.models import Reservation, ReservationStatus
 from ..users.models import User
 from .models import Loan, LoanStatus
 
-# Long enough for any request caught between two of its writes to finish them.
 SETTLE_SECONDS = 1.0
-_SETTLE = timedelta(seconds=SETTLE_SECONDS)
 ROUNDS = 3
 _BOOK_COUNTERS = copies.BOOK_COUNTERS
 
@@ -172,7 +171,7 @@ async def check_consistency(*, settings: Settings) -> list[str]:
 async def _apply(drift: Drift, settings: Settings) -> bool:
     """Set the recomputed counters if they are still the drifted ones seen; True if set."""
     if drift.kind == "user":
-        return await copies.correct_loan_slots(
+        return await slots.correct_loan_slots(
             user_id=drift.id,
             seen=drift.stored["active_loans"],
             expected=drift.expected["active_loans"],
@@ -186,6 +185,14 @@ async def _apply(drift: Drift, settings: Settings) -> bool:
     return True
 
 
+def settle_time(settings: Settings) -> timedelta:
+    """Long enough for a request caught between two of its writes to finish them: each step
+    is bounded by MONGODB_TIMEOUT_SECONDS, and the longest gap between two writes of one
+    request (a borrow's slot and its loan, a reader joining a queue and the reservation) is
+    under two of them; at least SETTLE_SECONDS."""
+    return timedelta(seconds=max(SETTLE_SECONDS, 2 * settings.mongodb_timeout_seconds))
+
+
 class Watch:
     """Drift seen by earlier looks; a later look repairs what it sees drifted the same way.
 
@@ -193,7 +200,8 @@ class Watch:
     watch, and needs one look more.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settle = settle_time(settings)
         # (kind, id) -> (drift as seen, when it had been seen at the latest)
         self._suspects: dict[tuple[str, Any], tuple[Drift, datetime]] = {}
         self._reported: set[str] = set()
@@ -208,7 +216,7 @@ class Watch:
         if not self._suspects:
             return 0.0
         latest = max(seen for _, seen in self._suspects.values())
-        return max(0.0, (latest + _SETTLE - clock.now()).total_seconds())
+        return max(0.0, (latest + self.settle - clock.now()).total_seconds())
 
     def forget(self) -> None:
         self._suspects.clear()
@@ -216,7 +224,7 @@ class Watch:
     async def look(self, *, settings: Settings) -> tuple[list[str], list[str]]:
         """Recompute once; (repairs made, drift newly found that no repair can settle).
 
-        Repaired: what an earlier look, SETTLE_SECONDS or more before, saw drifted the same
+        Repaired: what an earlier look, `settle` or more before, saw drifted the same
         way. Each unrepairable drift is reported by the first look that finds it, not again.
         """
         began = clock.now()
@@ -234,7 +242,7 @@ class Watch:
             earlier = self._suspects.get(key)
             if earlier is None or earlier[0] != drift:
                 suspects[key] = (drift, seen_at)
-            elif began - earlier[1] < _SETTLE:
+            elif began - earlier[1] < self.settle:
                 suspects[key] = earlier
             elif await _apply(drift, settings):
                 repaired.append(drift.describe())
@@ -251,7 +259,7 @@ async def repair(*, settings: Settings, progress: Callable[[str], None] | None =
     Drift that cannot be repaired (a missing book or user, more copies out than exist) is
     left alone; `check_consistency` still reports it afterwards.
     """
-    watch = Watch()
+    watch = Watch(settings)
     repaired, _ = await watch.look(settings=settings)
     for _ in range(ROUNDS):
         if not watch.pending:
@@ -259,7 +267,7 @@ async def repair(*, settings: Settings, progress: Callable[[str], None] | None =
         if progress is not None:
             progress(
                 f"{watch.pending} drifted document(s); looking again in "
-                f"{SETTLE_SECONDS:g} s so that requests in flight can finish"
+                f"{watch.settle.total_seconds():g} s so that requests in flight can finish"
             )
         # A little past it: a timer may fire a hair early, and `clock` keeps milliseconds.
         await asyncio.sleep(watch.settles_in() + 0.01)

@@ -74,7 +74,7 @@ def refused(code: str, settings: Settings) -> AppError:
 
 
 def at_loan_limit(reader: User, settings: Settings) -> bool:
-    """As `copies.take_loan_slot` judges it: the slot counter, not the loans, decides."""
+    """As `slots.take_loan_slot` judges it: the slot counter, not the loans, decides."""
     return reader.active_loans >= settings.max_active_loans
 
 

@@ -1,7 +1,7 @@
 """Circulation: borrowing, returning and renewing.
 
 There are no transactions: every step is one conditional update on one document (the copy
-and slot counters move through the transitions of copies/service.py), taken in an order that
+and slot counters move through the transitions of copies/), taken in an order that
 never over-lends, and a borrow that fails part-way undoes what it took with their inverses.
 The counters stay exact between requests; consistency.py recomputes them to prove it, and
 repairs them after a request cut off between its writes.
@@ -21,6 +21,7 @@ from .. import clock
 from ..books.models import Book
 from ..config import Settings
 from ..copies import service as copies
+from ..copies import slots
 from ..db import doc_id, object_id
 from ..errors import AppError, not_found
 from ..fines import service as fines
@@ -74,13 +75,13 @@ async def _slot_unless_overdue(
     """(has overdue loans, took a loan slot), both asked at once; the overdue check only
     when the reader's record cannot rule it out (`rules.none_overdue`)."""
     user_id = doc_id(borrower)
-    take = copies.take_loan_slot(user_id=user_id, loan_id=loan_id, limit=limit, due_at=due_at)
+    take = slots.take_loan_slot(user_id=user_id, loan_id=loan_id, limit=limit, due_at=due_at)
     if rules.none_overdue(borrower, now):
         return False, await take
     overdue, slot = await asyncio.gather(_has_overdue(user_id, now), take, return_exceptions=True)
     if isinstance(overdue, BaseException):
         if slot is True:
-            await copies.release_loan_slot(user_id=user_id, loan_id=loan_id)
+            await slots.release_loan_slot(user_id=user_id, loan_id=loan_id)
         raise overdue
     if isinstance(slot, BaseException):
         raise slot
@@ -106,9 +107,10 @@ async def _take_copy(
             return None
     hold = await reservations.claim_ready(book_id=book_id, user_id=user_id)
     if book is not None:
-        if hold is not None:
-            # The reader's own held copy is the one to lend: the shelf copy goes back.
-            await copies.shelve_held_copy(book_id=book_id)
+        # The reader's own held copy is the one to lend: the other one is free again, for the
+        # queue (another reader may have joined it, seeing no copy on the shelf) or the shelf.
+        if hold is not None and await copies.release_held_copy(book_id=book_id) == copies.HELD:
+            await reservations.place_held_copy(book_id=book_id, settings=settings)
         return book, hold
     if hold is None:
         # A lapsed hold may be keeping a copy: expire it here rather than wait for the scan;
@@ -125,10 +127,13 @@ async def _take_copy(
     return book, hold
 
 
-async def _give_back_copy(book_id: PydanticObjectId, hold: PydanticObjectId | None) -> None:
+async def _give_back_copy(
+    book_id: PydanticObjectId, hold: PydanticObjectId | None, settings: Settings
+) -> None:
     """Undo `_take_copy`: the inverse transition, and the hold unclaimed."""
     if hold is None:
-        await copies.untake_shelf_copy(book_id=book_id)
+        if await copies.untake_shelf_copy(book_id=book_id) == copies.HELD:
+            await reservations.place_held_copy(book_id=book_id, settings=settings)
         return
     await copies.untake_held_copy(book_id=book_id)
     await reservations.unclaim(reservation_id=hold)
@@ -191,7 +196,7 @@ async def borrow(
     """
     borrower = await _borrower(actor=actor, user_id=user_id)
     reader = doc_id(borrower)
-    # Named before it is written: the reader's slot records it (copies.take_loan_slot).
+    # Named before it is written: the reader's slot records it (slots.take_loan_slot).
     loan_id = PydanticObjectId()
     now = clock.now()
     undo: list[Callable[[], Awaitable[object]]] = []
@@ -201,7 +206,7 @@ async def borrow(
             borrower, loan_id, now, settings.max_active_loans, due_at
         )
         if slot:
-            undo.append(lambda: copies.release_loan_slot(user_id=reader, loan_id=loan_id))
+            undo.append(lambda: slots.release_loan_slot(user_id=reader, loan_id=loan_id))
         if overdue:
             raise await _refusal(book_id, borrower, BorrowFacts(overdue=True), settings)
         # Second in precedence: only a reader with no overdue loan hears about fines.
@@ -213,7 +218,7 @@ async def borrow(
         if taken is None:
             raise await _refusal(book_id, borrower, BorrowFacts(no_copy=True), settings)
         book, hold = taken
-        undo.append(lambda: _give_back_copy(book_id, hold))
+        undo.append(lambda: _give_back_copy(book_id, hold, settings))
         loan = Loan(
             id=loan_id,
             book_id=book_id,
@@ -255,7 +260,7 @@ async def _hand_on(loan: Loan, settings: Settings) -> None:
     a late return is fined (once: only the request whose update returned the loan gets here).
     """
     _, _, fine = await asyncio.gather(
-        copies.release_loan_slot(user_id=loan.user_id, loan_id=doc_id(loan)),
+        slots.release_loan_slot(user_id=loan.user_id, loan_id=doc_id(loan)),
         reservations.hand_on_returned_copy(book_id=loan.book_id, settings=settings),
         _fine(loan, settings),
     )
@@ -332,7 +337,7 @@ async def set_due_date(*, loan_id: PydanticObjectId, due_at: datetime) -> Loan:
     if due_at <= raw["borrowed_at"]:
         raise AppError(422, "validation_error", "due_at must be after the loan's borrowed_at")
     # Forgotten first: between the two writes the reader's record claims nothing.
-    await copies.forget_due_dates(user_id=PydanticObjectId(raw["user_id"]))
+    await slots.forget_due_dates(user_id=PydanticObjectId(raw["user_id"]))
     changed = await loans.find_one_and_update(
         {"_id": loan_id, "status": ACTIVE},
         {"$set": {"due_at": due_at}},
@@ -377,7 +382,7 @@ async def renew(*, loan_id: PydanticObjectId, actor: User, settings: Settings) -
         )
         if raw is not None:
             renewed: Loan = Loan.model_validate(raw)
-            await copies.renew_due_date(
+            await slots.renew_due_date(
                 user_id=renewed.user_id, loan_id=loan_id, was=loan.due_at, due_at=renewed.due_at
             )
             return renewed

@@ -112,7 +112,7 @@ async def stop_scanner(task: "asyncio.Task[None] | None") -> None:
 
 async def _check_consistency(settings: Settings, holder: str) -> None:
     interval = settings.consistency_interval_seconds
-    watch = consistency.Watch()
+    watch = consistency.Watch(settings)
     follow_ups = 0
     try:
         while True:
@@ -121,7 +121,8 @@ async def _check_consistency(settings: Settings, holder: str) -> None:
                 await run_consistency_check(watch=watch, holder=holder, settings=settings)
                 if watch.pending and follow_ups < consistency.ROUNDS:
                     # New drift, or a request in flight: look again once it has had its second.
-                    delay = min(interval, max(watch.settles_in(), consistency.SETTLE_SECONDS))
+                    settle = watch.settle.total_seconds()
+                    delay = min(interval, max(watch.settles_in(), settle))
                     follow_ups += 1
                 else:
                     follow_ups = 0

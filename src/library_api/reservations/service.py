@@ -233,27 +233,25 @@ async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) 
     """Join the book's queue; refused by `rules.reserve_blockers`, the first that applies."""
     await expire_book_holds(book_id=book_id, settings=settings)
     # Counted as waiting before the reservation exists (see copies.join_queue), and not
-    # any more if it is refused.
+    # any more once it is refused. Any other failure keeps the count: the insert may have
+    # landed (a timeout after the write), and a count one too high only costs a look.
     on_shelf = await copies.join_queue(book_id=book_id)
     if on_shelf is None:
         raise not_found("Book")
     user_id = doc_id(user)
+    # Unasked facts stay False: a copy on the shelf outranks the loan, so it is not asked.
+    has_loan = on_shelf == 0 and await copies.has_on_loan(user_id=user_id, book_id=book_id)
+    blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=False)
     reservation = Reservation(book_id=book_id, user_id=user_id, created_at=clock.now())
-    try:
-        # Unasked facts stay False: a copy on the shelf outranks the loan, so it is not asked.
-        has_loan = on_shelf == 0 and await copies.has_on_loan(user_id=user_id, book_id=book_id)
-        blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=False)
-        if blockers:
-            raise rules.refused(blockers[0])
+    if not blockers:
         try:
             await reservation.insert()
         except DuplicateKeyError:
             # The open reservation is the fact the unique index tells, as the insert meets it.
-            opened = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=True)
-            raise rules.refused(opened[0]) from None
-    except BaseException:
+            blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=True)
+    if blockers:
         await copies.leave_queue(book_id=book_id)
-        raise
+        raise rules.refused(blockers[0])
     # A return may have shelved a copy between our check and the insert, seeing no queue yet.
     if await copies.hold_shelf_copy(book_id=book_id):
         promoted = await place_held_copy(book_id=book_id, settings=settings)

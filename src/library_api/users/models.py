@@ -44,7 +44,7 @@ class User(Document):
     active_loans: int = 0
     # For each loan slot taken, the loan and a date it is not due before (None: not known),
     # moved with the slot, so a borrow can tell without a query that none is overdue
-    # (copies/service.py).
+    # (copies/slots.py).
     loans_due: list[LoanDue] | None = None
 
     class Settings:
