@@ -1,5 +1,6 @@
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -142,3 +143,27 @@ def test_a_password_with_spaces_is_kept_as_typed(client: TestClient) -> None:
     assert client.post("/api/v1/auth/register", json=body).status_code == 201
     assert _login(client, "spacey@example.com", "  spaced password  ").status_code == 200
     assert _login(client, "spacey@example.com", "spaced password").status_code == 401
+
+
+def test_retry_after_counts_from_the_try_that_keeps_the_lock(
+    client: TestClient, member: Account, raw_db: Any
+) -> None:
+    """More tries than the limit can be recorded (a parallel burst keeps the first of them):
+    the lock lasts until fewer than the limit remain, not until the oldest leaves."""
+    assert _login(client, member.email, "wrong password").status_code == 401
+    clock.advance(timedelta(seconds=500))
+    now = clock.now()
+    raw_db.login_attempts.insert_many(
+        [
+            {"email": member.email, "at": now, "expires_at": now + timedelta(seconds=900)}
+            for _ in range(6)
+        ]
+    )
+    locked = _login(client, member.email, PASSWORD)
+    assert locked.status_code == 429
+    retry_after = int(locked.headers["retry-after"])
+    assert 890 <= retry_after <= 900, retry_after
+    clock.advance(timedelta(seconds=401))
+    assert _login(client, member.email, PASSWORD).status_code == 429
+    clock.advance(timedelta(seconds=retry_after))
+    assert _login(client, member.email, PASSWORD).status_code == 200

@@ -86,7 +86,7 @@ async def _attempt(*, email: str, settings: Settings, account: bool) -> User | N
         429,
         "too_many_attempts",
         "Too many failed attempts for this email; try again later",
-        {"Retry-After": str(await _retry_after(email=email, now=now, window=window))},
+        {"Retry-After": str(await _retry_after(email=email, now=now, settings=settings))},
     )
 
 
@@ -116,20 +116,22 @@ async def _count_tries(recent: dict[str, Any], *, account: bool) -> tuple[int, U
     return int(rows[0]["tries"]), User.model_validate(users[0]) if users else None
 
 
-async def _retry_after(*, email: str, now: datetime, window: timedelta) -> int:
-    """Seconds until the oldest try still recorded leaves the window.
-
-    The lock-out cannot end sooner while the limit's worth of tries is recorded. None left
-    (a right password has just cleared them) means the next try is counted afresh.
+async def _retry_after(*, email: str, now: datetime, settings: Settings) -> int:
+    """Seconds until the lock-out ends: until the newest LOGIN_MAX_FAILURES-th try recorded
+    leaves the window, when fewer than the limit remain (after a burst more may be recorded,
+    so the oldest would end it too soon). None such (a right password has just cleared them)
+    means the next try is counted afresh.
     """
-    oldest = (
+    window = timedelta(seconds=settings.login_lockout_seconds)
+    limiting = (
         await LoginAttempt.find({"email": email, "at": {"$gt": now - window}})
-        .sort("at", "_id")
+        .sort("-at", "-_id")
+        .skip(settings.login_max_failures - 1)
         .first_or_none()
     )
-    if oldest is None:
+    if limiting is None:
         return 1
-    return max(1, math.ceil((oldest.at + window - now).total_seconds()))
+    return max(1, math.ceil((limiting.at + window - now).total_seconds()))
 
 
 async def clear_failures(*, email: str) -> None:
