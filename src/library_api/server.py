@@ -39,7 +39,10 @@ class InFlight:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.stopping = False
+        # Event streams (text/event-stream answers): they never finish by themselves, and
+        # their clients reconnect (to another instance) with Last-Event-ID, missing nothing.
+        self.streams: set[asyncio.Task[Any]] = set()
+        self.ended: set[asyncio.Task[Any]] = set()
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -54,13 +57,16 @@ class InFlight:
 
         async def watch(message: Message) -> None:
             nonlocal started
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if _is_event_stream(message):
+                    self.streams.add(task)
             await send(message)
 
         try:
             await self.app(scope, receive, watch)
         except asyncio.CancelledError:
-            if not self.stopping:
+            if task not in self.ended:
                 raise
             # Cancelled by `drain`: the request is over, and its client is told why.
             task.uncancel()
@@ -68,23 +74,37 @@ class InFlight:
                 await refuse(send, 503, "shutting_down", "The service is restarting; try again")
         finally:
             self.tasks.discard(task)
+            self.streams.discard(task)
+            self.ended.discard(task)
             if not self.tasks:
                 self.idle.set()
 
     async def drain(self, grace: float) -> int:
-        """Waits up to `grace` seconds for the requests in flight, then cancels the rest."""
+        """Ends the event streams at once, waits up to `grace` seconds for the other requests
+        in flight, then cancels the rest; how many were cancelled after the grace."""
+        self._end(set(self.streams))
         try:
             async with asyncio.timeout(grace):
                 await self.idle.wait()
             return 0
         except TimeoutError:
             pass
-        self.stopping = True
         left = set(self.tasks)
-        for task in left:
-            task.cancel()
+        self._end(left)
         await asyncio.wait(left, timeout=5)
         return len(left)
+
+    def _end(self, tasks: set[asyncio.Task[Any]]) -> None:
+        self.ended |= tasks
+        for task in tasks:
+            task.cancel()
+
+
+def _is_event_stream(start: Message) -> bool:
+    for name, value in start.get("headers", ()):
+        if name.lower() == b"content-type":
+            return bytes(value).split(b";")[0].strip().lower() == b"text/event-stream"
+    return False
 
 
 def http1_settings(settings: Settings) -> HTTP1Settings:
@@ -134,9 +154,12 @@ async def serve(
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if stop.is_set():
+        streams = len(tracked.streams)
         logger.info(
-            "stopping: %d request(s) in flight get %g s to finish",
-            len(tracked.tasks),
+            "stopping: %d event stream(s) end now; %d other request(s) in flight get %g s "
+            "to finish",
+            streams,
+            len(tracked.tasks) - streams,
             settings.shutdown_grace_seconds,
         )
         server.stop()  # type: ignore[no-untyped-call]

@@ -150,3 +150,26 @@ def exchange_small_import(sock: socket.socket, librarian: Account) -> bytes:
     )
     sock.sendall(head.encode() + body)
     return read_all(sock)
+
+
+def test_open_event_streams_end_at_once_and_do_not_hold_the_stop(
+    settings: Settings, tmp_path: Path, member: Account
+) -> None:
+    """A stream never finishes by itself: waiting the grace for it would only delay the stop
+    (its client reconnects, to another instance, with Last-Event-ID)."""
+    with live_server(settings, tmp_path, SHUTDOWN_GRACE_SECONDS="30") as live:
+        sock = live.connect(30)
+        sock.sendall(
+            b"GET /api/v1/notifications/stream HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n"
+            + f"Authorization: {member.headers['Authorization']}\r\n\r\n".encode()
+        )
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        stopped_at = time.monotonic()
+        live.process.send_signal(signal.SIGTERM)
+        live.process.wait(25)
+        took = time.monotonic() - stopped_at
+        read_all(sock)
+        sock.close()
+    assert live.process.returncode == 0, live.logged()[-3000:]
+    assert took < 10, took
+    assert "Traceback" not in live.logged()

@@ -191,6 +191,7 @@ def test_a_shutdown_ends_open_streams_cleanly(
             assert server.process.wait(10) == 0
             assert time.monotonic() - started < 5
         logged = server.logged()
-    assert "cancelled 1 request(s) still running" in logged
+    assert "1 event stream(s) end now" in logged
+    assert "cancelled" not in logged
     assert "Traceback" not in logged
     assert "unhandled error" not in logged
