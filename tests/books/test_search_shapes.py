@@ -2,7 +2,8 @@
 
 Each must mean on any MongoDB what it replaced: `$elemMatch` of a prefix regex on an array of
 words is the bare regex, `$elemMatch` of `$eq` the bare equality; the `count` command is
-count_documents; an upsert with only `$setOnInsert` is an insert the unique ISBN index guards.
+count_documents; the `$facet` aggregation is the sorted find and the count; an upsert with
+only `$setOnInsert` is an insert the unique ISBN index guards.
 """
 
 import re
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from library_api.books import service
+from library_api.books.schemas import BookSort
 from tests.books.conftest import isbn13
 from tests.books.test_round_trips import HEADER, _commands, _recorder, watched
 from tests.conftest import Account
@@ -103,6 +106,61 @@ def test_a_filtered_count_matches_the_page(watched: TestClient, librarian: Accou
     params["page"] = "5"
     past = watched.get("/api/v1/books", params=params, headers=librarian.headers).json()
     assert (past["items"], past["total"]) == ([], 4)
+
+
+def test_the_aggregation_answers_what_the_find_and_count_answer(
+    watched: TestClient, librarian: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ties in every sort key (titles, dates, one import's creation time), missing dates.
+    rows = [
+        f"Garden {'Tales' if n % 3 else 'Songs'},Ann García,{isbn13(7000 + n)},"
+        f"{'' if n % 4 == 0 else f'19{50 + n % 2}-01-01'},Novel,{n % 2}\n"
+        for n in range(11)
+    ]
+    _import(watched, librarian, rows)
+
+    def answers() -> list[Any]:
+        found = []
+        for sort in BookSort:
+            for params in ({"q": "gard"}, {"q": "gard", "available": "true"}, {"author": "garc"}):
+                for page in (1, 2, 3, 4):
+                    response = watched.get(
+                        "/api/v1/books",
+                        params={**params, "sort": sort.value, "page": page, "page_size": 3},
+                        headers=librarian.headers,
+                    )
+                    body = response.json()
+                    found.append(([b["id"] for b in body["items"]], body["total"]))
+        return found
+
+    at_once = answers()
+    monkeypatch.setattr(service, "SEARCH_MATCHES_AT_ONCE", 0)
+    assert answers() == at_once
+    assert at_once[0][1] == 11
+
+
+def test_title_pages_are_the_pages_of_the_title_and_id_sort(
+    watched: TestClient, librarian: Account, raw_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    titles = ["Garden", "Garden", "Garden Songs", "Gardens", "Garden", "Été", "Ete", "Zoo"]
+    rows = [f"{t},Ann García,{isbn13(7100 + n)},,,1\n" for n, t in enumerate(titles * 2)]
+    _import(watched, librarian, rows)
+    # The sorted find, not the aggregation, also for searches.
+    monkeypatch.setattr(service, "SEARCH_MATCHES_AT_ONCE", 0)
+    for sort, direction in ((BookSort.title_asc, 1), (BookSort.title_desc, -1)):
+        for params, query in (({}, {}), ({"q": "gard"}, {"search_terms": {"$regex": "^gard"}})):
+            order = [("title_key", direction), ("_id", direction)]
+            expected = [str(b["_id"]) for b in raw_db.books.find(query).sort(order)]
+            for size in (1, 2, 3, 5):
+                for page in range(1, len(expected) // size + 3):
+                    body = watched.get(
+                        "/api/v1/books",
+                        params={**params, "sort": sort.value, "page": page, "page_size": size},
+                        headers=librarian.headers,
+                    ).json()
+                    start = (page - 1) * size
+                    assert [b["id"] for b in body["items"]] == expected[start : start + size]
+                    assert body["total"] == len(expected)
 
 
 def test_creation_is_one_upsert_and_a_taken_isbn_is_409(

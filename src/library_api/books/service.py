@@ -2,6 +2,7 @@
 
 import logging
 from datetime import UTC, date, datetime, time
+from itertools import groupby
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -31,6 +32,9 @@ _SORTS: dict[BookSort, list[tuple[str, int]]] = {
 }
 # A list page never shows the search words: no need to ship them from the database.
 _LIST_PROJECTION = {"search_terms": 0, "title_terms": 0, "author_terms": 0, "isbn_terms": 0}
+# A search matching at most this many books is answered by one aggregation that reads the
+# matches once for the page and the total; a broader one by a sorted find and a count.
+SEARCH_MATCHES_AT_ONCE = 1000
 
 
 def _isbn_taken() -> AppError:
@@ -143,9 +147,15 @@ async def list_books(
     query = _search_filter(q=q, title=title, author=author, genre=genre, available=available)
     if query is None:
         return [], 0
+    if query:
+        found = await _page_and_total(query, sort=sort, skip=skip, limit=limit)
+        if found is not None:
+            return found
     collection = Book.get_pymongo_collection()
-    cursor = collection.find(query, _LIST_PROJECTION).sort(_SORTS[sort]).skip(skip).limit(limit)
-    raws = await cursor.to_list(length=limit)
+    raws = await _by_title(query, sort=sort, skip=skip, limit=limit)
+    if raws is None:
+        cursor = collection.find(query, _LIST_PROJECTION).sort(_SORTS[sort]).skip(skip)
+        raws = await cursor.limit(limit).to_list(length=limit)
     books = [Book.model_validate(raw) for raw in raws]
     if len(books) < limit and (books or skip == 0):
         # A short, non-empty page (or an empty first one) is the last: it tells the total.
@@ -158,6 +168,60 @@ async def list_books(
     # the command's filter in SQL; on MongoDB both read the same index ranges.
     counted = await collection.database.command("count", collection.name, query=query)
     return books, int(counted["n"])
+
+
+async def _page_and_total(
+    query: dict[str, Any], *, sort: BookSort, skip: int, limit: int
+) -> tuple[list[Book], int] | None:
+    """One page of a search and its total from one pass over the matches; None past the cap.
+
+    The embedded engine scans the catalogue for every filter it runs (a sorted find runs it
+    three times, a count once more): here the filter runs once. The `$limit` before the
+    `$facet` bounds the work on any engine; a total above the cap says only that there are
+    more, and the caller then asks as before.
+    """
+    window: list[dict[str, Any]] = [{"$sort": dict(_SORTS[sort])}]
+    if skip:
+        window.append({"$skip": skip})
+    window += [{"$limit": limit}, {"$project": _LIST_PROJECTION}]
+    pipeline: list[dict[str, Any]] = [
+        {"$match": query},
+        {"$limit": SEARCH_MATCHES_AT_ONCE + 1},
+        {"$facet": {"page": window, "total": [{"$count": "n"}]}},
+    ]
+    cursor = await Book.get_pymongo_collection().aggregate(pipeline)
+    [result] = await cursor.to_list()
+    total = int(result["total"][0]["n"]) if result["total"] else 0
+    if total > SEARCH_MATCHES_AT_ONCE:
+        return None
+    return [Book.model_validate(raw) for raw in result["page"]], total
+
+
+async def _by_title(
+    query: dict[str, Any], *, sort: BookSort, skip: int, limit: int
+) -> list[dict[str, Any]] | None:
+    """A page in title order read with the title alone as the sort key; None when a title
+    runs across an edge of the page, where only the id can tell which books are on it.
+
+    The embedded engine checks the matches once more for every sort key, and sorts on two
+    keys at greater cost. The neighbours read on each side show that every book with a title
+    on the page is on it; ties inside the page are then put in id order here.
+    """
+    if sort not in (BookSort.title_asc, BookSort.title_desc):
+        return None
+    (key, direction), _ = _SORTS[sort]
+    before = 1 if skip else 0
+    found = Book.get_pymongo_collection().find(query, _LIST_PROJECTION).sort([(key, direction)])
+    raws = await found.skip(skip - before).limit(limit + before + 1).to_list()
+    page = raws[before : before + limit]
+    if page and before and raws[0].get(key) == page[0].get(key):
+        return None
+    if len(raws) > before + limit and raws[before + limit].get(key) == page[-1].get(key):
+        return None
+    ordered: list[dict[str, Any]] = []
+    for _, tied in groupby(page, key=lambda raw: raw.get(key)):
+        ordered += sorted(tied, key=lambda raw: raw["_id"], reverse=direction == DESCENDING)
+    return ordered
 
 
 def _as_datetime(value: date | None) -> datetime | None:
