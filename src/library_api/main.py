@@ -19,7 +19,6 @@ from . import __version__, openapi
 from .auth.router import router as auth_router
 from .books.router import router as books_router
 from .config import Settings, get_settings, resolve_jwt_secret
-from .copies import service as copies
 from .db import Database
 from .deps import Runtime
 from .errors import install_handlers, responses
@@ -109,10 +108,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.runtime = runtime
     scanner = None
-    # Books from an older version learn how many readers wait for them, before any return
-    # relies on it (copies.give_back).
-    if counted := await copies.count_queues():
-        logger.info("counted the waiting readers of %d books", counted)
     # Returned loans an older version kept in `loans` move to the history in the background.
     migration = None
     if await loan_history.left_to_move():

@@ -309,19 +309,15 @@ async def update_book(
     query: dict[str, Any] = {"_id": book_id, **pin}
     restock = None
     if total is not None:
-        # Counted before the update: a reader who joins the queue after it looks at the
-        # shelf again once queued (see reservations.reserve); one who left is skipped.
-        waiting = await reservations.count_waiting(book_id=book_id)
-        restock = copies.Restock(total=total, waiting=waiting)
+        restock = copies.Restock(total=total)
         query.update(restock.precondition())
         stages.append(restock.stage())
     if changes.keys() & {"title_terms", "author_terms", "isbn_terms"}:
         parts = [{"$ifNull": [f"${f}", []]} for f in ("title_terms", "author_terms", "isbn_terms")]
         stages.append({"$set": {"search_terms": {"$setUnion": parts}}})
     collection = Book.get_pymongo_collection()
-    # With readers waiting, the document before the update tells how many copies it held.
-    queued = restock is not None and restock.waiting > 0
-    returned = ReturnDocument.BEFORE if queued else ReturnDocument.AFTER
+    # With a change of stock, the document before the update tells how many copies it held.
+    returned = ReturnDocument.BEFORE if restock is not None else ReturnDocument.AFTER
     try:
         raw = await collection.find_one_and_update(query, stages, return_document=returned)
     except DuplicateKeyError:
@@ -336,7 +332,7 @@ async def update_book(
                 "total_copies cannot go below the copies on loan or held for reservations",
             )
         raise not_found("Book")
-    if restock is not None and queued:
+    if restock is not None:
         for _ in range(restock.held_for_queue(raw)):
             await reservations.place_held_copy(book_id=book_id, settings=settings)
         return await get_book(book_id=book_id)

@@ -10,6 +10,9 @@ reader joins (+1) before the reservation is written and leaves (-1) after it sto
 so the count may run ahead for a moment, never behind. A returned copy goes to the hold shelf
 only when it is above zero, in the same update, so a return into an empty queue costs no
 look at the reservations; a reservation written after that update finds the copy on the shelf.
+A book from before the count was kept has none (readers may be waiting) until a reader joins
+its queue or a copy of it is shelved with nobody waiting (`join_queue`, `start_empty_queue`):
+no start-up pass over the catalogue, which on the embedded engine costs a scan per book.
 
 There are no transactions (the embedded server runs one at a time and fails every other
 session meanwhile), so every transition below is one conditional update on one document.
@@ -190,41 +193,50 @@ async def shelf_copies(*, book_id: PydanticObjectId) -> int | None:
 
 async def join_queue(*, book_id: PydanticObjectId) -> int | None:
     """A reader is about to wait for the book (before the reservation is written): counted
-    in `waiting_readers`. The copies on the shelf; None when there is no such book."""
-    raw = await Book.get_pymongo_collection().find_one_and_update(
-        {"_id": book_id}, {"$inc": {WAITING: 1}}, projection={SHELF: 1}
-    )
-    return None if raw is None else cast(_Queue, raw)["available_copies"]
+    in `waiting_readers`. The copies on the shelf; None when there is no such book.
+
+    A book from before the count was kept starts it here, from its waiting reservations
+    (one look, once per book): a count started by a racing request makes this one miss, and
+    it adds to that count instead.
+    """
+    books = Book.get_pymongo_collection()
+    while True:
+        raw = await books.find_one_and_update(
+            {"_id": book_id, WAITING: {"$exists": True}},
+            {"$inc": {WAITING: 1}},
+            projection={SHELF: 1},
+        )
+        if raw is None:
+            waiting = await Reservation.get_pymongo_collection().count_documents(
+                {"book_id": book_id, "status": ReservationStatus.waiting.value}
+            )
+            raw = await books.find_one_and_update(
+                {"_id": book_id, WAITING: {"$exists": False}},
+                {"$set": {WAITING: waiting + 1}},
+                projection={SHELF: 1},
+            )
+        if raw is not None:
+            return cast(_Queue, raw)["available_copies"]
+        if await books.find_one({"_id": book_id}, {"_id": 1}) is None:
+            return None
 
 
 async def leave_queue(*, book_id: PydanticObjectId) -> bool:
     """Inverse of `join_queue`: after a reservation stopped waiting (its copy promised, or
-    cancelled), or was never written."""
+    cancelled), or was never written. A count not started yet stays so."""
     left = await Book.get_pymongo_collection().update_one(
         {"_id": book_id, WAITING: {"$gt": 0}}, {"$inc": {WAITING: -1}}
     )
     return left.modified_count == 1
 
 
-async def count_queues() -> int:
-    """Start-up: a book from before `waiting_readers` was kept gets it, counted from its
-    waiting reservations (before any request could join a queue). How many books."""
-    books = Book.get_pymongo_collection()
-    unknown = {WAITING: {"$exists": False}}
-    if await books.find_one(unknown, {"_id": 1}) is None:
-        return 0
-    cursor = await Reservation.get_pymongo_collection().aggregate(
-        [
-            {"$match": {"status": ReservationStatus.waiting.value}},
-            {"$group": {"_id": "$book_id", "n": {"$sum": 1}}},
-        ]
+async def start_empty_queue(*, book_id: PydanticObjectId) -> None:
+    """A book from before `waiting_readers` was kept, found with no reader waiting after a
+    copy was shelved (`reservations._shelve`), starts its count at 0 (a reader joining
+    meanwhile starts it first, or adds to this one: `join_queue`)."""
+    await Book.get_pymongo_collection().update_one(
+        {"_id": book_id, WAITING: {"$exists": False}}, {"$set": {WAITING: 0}}
     )
-    counted = 0
-    async for row in cursor:
-        done = await books.update_one({"_id": row["_id"], **unknown}, {"$set": {WAITING: row["n"]}})
-        counted += done.modified_count
-    rest = await books.update_many(unknown, {"$set": {WAITING: 0}})
-    return counted + rest.modified_count
 
 
 async def held_copies(*, book_id: PydanticObjectId) -> int | None:
@@ -240,14 +252,14 @@ class Restock:
     """The copy part of a PATCH setting `total_copies`, in the book's own pipeline update
     (so the change and the book's other fields are one atomic write).
 
-    Copies it frees while `waiting` readers queue are counted as held in the same update
+    Copies it frees while readers are counted as waiting (`waiting_readers`, read by the
+    update itself, so a reader who joins just before is counted) are held in the same update
     (never reaching the shelf, where a reader outside the queue could take them); the caller
-    then promises each to the oldest waiting reader.
+    then promises each to the oldest waiting reader (or shelves it, if fewer wait).
     """
 
-    def __init__(self, *, total: int, waiting: int) -> None:
+    def __init__(self, *, total: int) -> None:
         self.total = total
-        self.waiting = waiting
 
     def precondition(self) -> dict[str, Any]:
         """No fewer copies than are out (on loan or held)."""
@@ -255,7 +267,8 @@ class Restock:
 
     def stage(self) -> dict[str, Any]:
         free = {"$subtract": [{"$literal": self.total}, self._out()]}
-        queued = {"$min": [{"$literal": self.waiting}, free]}
+        # Not counted yet (a book from before the count): any reader may be waiting.
+        queued = {"$max": [0, {"$min": [{"$ifNull": [f"${WAITING}", free]}, free]}]}
         return {
             "$set": {
                 "total_copies": {"$literal": self.total},
@@ -267,7 +280,8 @@ class Restock:
     def held_for_queue(self, before: dict[str, Any]) -> int:
         """How many copies the update held for the queue, from the book before it."""
         counters = cast(BookCounters, before)
-        return min(self.waiting, self.total - counters[LOANED] - counters[HELD])
+        free = self.total - counters[LOANED] - counters[HELD]
+        return max(0, min(counters.get("waiting_readers", free), free))
 
     @staticmethod
     def _out() -> dict[str, Any]:

@@ -56,13 +56,6 @@ async def others_waiting(*, book_id: PydanticObjectId, user_id: PydanticObjectId
     return found is not None
 
 
-async def count_waiting(*, book_id: PydanticObjectId) -> int:
-    """How many readers wait for the book: copies a change to its stock should hold for them."""
-    return await Reservation.get_pymongo_collection().count_documents(
-        {"book_id": book_id, "status": WAITING}
-    )
-
-
 async def _shelve(book_id: PydanticObjectId) -> bool:
     """Put a held copy no reader was promised on the shelf; True when readers turned out to
     be waiting after all.
@@ -73,6 +66,7 @@ async def _shelve(book_id: PydanticObjectId) -> bool:
     """
     await copies.shelve_held_copy(book_id=book_id)
     if not await _anyone_waiting(book_id):
+        await copies.start_empty_queue(book_id=book_id)
         return False
     # Not held: a borrower took it first; the queue waits for the next copy.
     return await copies.hold_shelf_copy(book_id=book_id)
