@@ -223,3 +223,21 @@ def test_isbn_and_terms_are_stored_for_search(
         stored["search_terms"]
     )
     assert stored["title_key"] == "crime and punishment"
+
+
+def test_a_new_book_is_stored_as_beanie_reads_it(
+    client: TestClient, make_book: Callable[..., dict[str, Any]], raw_db: Any, member: Account
+) -> None:
+    """Written through an upsert (not Beanie's insert): the same stored shape, a date as
+    midnight UTC, every counter present from the start."""
+    from datetime import UTC, datetime
+
+    from bson import ObjectId
+
+    book = make_book(isbn=isbn13(8), published_date="1866-01-01")
+    stored = raw_db.books.find_one({"_id": ObjectId(book["id"])})
+    assert stored["published_date"].replace(tzinfo=UTC) == datetime(1866, 1, 1, tzinfo=UTC)
+    assert stored["waiting_readers"] == 0 and stored["loans_ever"] == 0
+    assert stored["cover"] is None and "revision_id" not in stored and "id" not in stored
+    got = client.get(f"/api/v1/books/{book['id']}", headers=member.headers).json()
+    assert got["published_date"] == "1866-01-01"

@@ -6,7 +6,6 @@ from itertools import groupby
 from typing import Any
 
 from beanie import PydanticObjectId
-from beanie.odm.utils.dump import get_dict
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -76,8 +75,10 @@ def creation(book: Book) -> tuple[dict[str, Any], dict[str, Any]]:
     On MongoDB the same as an insert (one look-up of the unique index); the embedded engine
     does much less work for it than for an `insert` (bench/README.md, 2026-12-05).
     """
-    fields: dict[str, Any] = get_dict(book, to_db=True, keep_nulls=True)
-    fields.pop("isbn")
+    # The stored fields as Beanie would write them (its id and revision left to the database;
+    # a date as midnight UTC, since BSON has no date type), through pydantic's public dump.
+    fields: dict[str, Any] = book.model_dump(exclude={"id", "revision_id", "isbn"})
+    fields["published_date"] = _as_datetime(book.published_date)
     return {"isbn": book.isbn}, {"$setOnInsert": fields}
 
 
