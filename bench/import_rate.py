@@ -33,12 +33,17 @@ def _probe(
     request: Any,
     seen: list[tuple[float, float, int]],
 ) -> None:
-    """`request(client)` every `every` seconds until `stop`: (when, latency, total or 0)."""
+    """`request(client)` every `every` seconds until `stop`: (when, latency, total or 0).
+
+    Signs in again when the token has expired (that answer is not counted)."""
     with httpx2.Client(base_url=base, headers=headers, timeout=60) as client:
         while not stop.is_set():
             began = time.perf_counter()
             response = request(client)
             took = time.perf_counter() - began
+            if response.status_code == 401:  # the token lives 15 minutes, an import longer
+                client.headers.update(bearer(client))
+                continue
             response.raise_for_status()
             total = response.json().get("total", 0) if response.content else 0
             seen.append((began, took, int(total)))
