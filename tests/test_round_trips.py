@@ -7,17 +7,16 @@ book's availability three more, whatever the reader's
 loans (a fourth for the open fines, only when fines can block); a login four.
 """
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo import monitoring
 from starlette.testclient import TestClient
 
 from library_api import clock
+from tests.commands import recorded
 from tests.conftest import PASSWORD, Account, login
 from tests.loans.support import isbn13
 
@@ -36,48 +35,21 @@ _QUIET = frozenset(
 )
 
 
-class _Recorder(monitoring.CommandListener):
-    """(command, collection) of each command sent while recording; listeners stay registered."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.commands: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.recording and event.command_name not in _QUIET:
-            with self._lock:
-                target = event.command.get(event.command_name)
-                self.commands.append((event.command_name, str(target)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-_recorder = _Recorder()
-monitoring.register(_recorder)
 AUTH = [("aggregate", "sessions")]
 
 
 @pytest.fixture
 def watched(app_with: Callable[..., Any], librarian: Account, member: Account) -> Iterator[Any]:
-    """An app whose database client was made after the recorder was registered."""
+    """An app whose database client was made after the recorder (tests/commands.py)."""
     with app_with() as other:
         yield other
 
 
 def _commands(call: Callable[[], Any], status: int) -> list[tuple[str, str]]:
-    _recorder.commands.clear()
-    _recorder.recording = True
-    try:
-        response = call()
-    finally:
-        _recorder.recording = False
+    """(command, collection) of each command the request sent, the driver's own aside."""
+    response, sent = recorded(call)
     assert response.status_code == status, response.text
-    return list(_recorder.commands)
+    return [(s.name, s.collection) for s in sent if s.name not in _QUIET]
 
 
 def _book(client: TestClient, librarian: Account, copies: int = 2) -> str:

@@ -1,43 +1,18 @@
 """What a search sends to the database: one aggregation (prefix regexes), or, when it matches
 more books than that reads at once, one find and at most one `count`."""
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from pymongo import monitoring
 from starlette.testclient import TestClient
 
 from library_api.books import service
 from tests.books.conftest import isbn13
+from tests.commands import Sent, recorded
 from tests.conftest import Account
 
 HEADER = "title,authors,isbn,published_date,genres,total_copies\n"
-
-
-class _Recorder(monitoring.CommandListener):
-    """Keeps the commands sent on `books` while recording; PyMongo listeners cannot be removed."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.commands: list[tuple[str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.recording and event.command.get(event.command_name) == "books":
-            with self._lock:
-                self.commands.append((event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-_recorder = _Recorder()
-monitoring.register(_recorder)
 
 
 @pytest.fixture
@@ -52,14 +27,16 @@ def watched(app_with: Callable[..., Any], librarian: Account) -> Iterator[TestCl
 
 
 def _commands(client: TestClient, who: Account, **params: Any) -> list[tuple[str, dict[str, Any]]]:
-    _recorder.commands.clear()
-    _recorder.recording = True
-    try:
-        response = client.get("/api/v1/books", params=params, headers=who.headers)
-    finally:
-        _recorder.recording = False
+    response, sent = recorded(
+        lambda: client.get("/api/v1/books", params=params, headers=who.headers)
+    )
     assert response.status_code == 200
-    return list(_recorder.commands)
+    return on_books(sent)
+
+
+def on_books(sent: list[Sent]) -> list[tuple[str, dict[str, Any]]]:
+    """(command, the command itself) of those sent on `books`."""
+    return [(s.name, s.command) for s in sent if s.collection == "books"]
 
 
 def _pipeline(query: dict[str, Any], window: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,21 +15,19 @@ from starlette.testclient import TestClient
 
 from library_api.books import service
 from library_api.books.schemas import BookSort
+from tests import commands
 from tests.books.conftest import isbn13
-from tests.books.test_round_trips import HEADER, _commands, _recorder, watched
+from tests.books.test_round_trips import HEADER, _commands, on_books, watched
+from tests.commands import Sent
 from tests.conftest import Account
 
 __all__ = ["watched"]
 
 
 @pytest.fixture
-def recording() -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    _recorder.commands.clear()
-    _recorder.recording = True
-    try:
-        yield _recorder.commands
-    finally:
-        _recorder.recording = False
+def recording() -> Iterator[list[Sent]]:
+    with commands.recording() as sent:
+        yield sent
 
 
 def _import(client: TestClient, who: Account, rows: list[str]) -> dict[str, Any]:
@@ -164,13 +162,13 @@ def test_title_pages_are_the_pages_of_the_title_and_id_sort(
 
 
 def test_creation_is_one_upsert_and_a_taken_isbn_is_409(
-    watched: TestClient, librarian: Account, recording: list[tuple[str, dict[str, Any]]]
+    watched: TestClient, librarian: Account, recording: list[Sent]
 ) -> None:
     isbn = isbn13(6001)
     payload = {"title": "Solaris", "authors": ["Stanisław Lem"], "isbn": f"{isbn[:3]}-{isbn[3:]}"}
     created = watched.post("/api/v1/books", json=payload, headers=librarian.headers)
     assert created.status_code == 201, created.text
-    [(name, command)] = recording
+    [(name, command)] = on_books(recording)
     assert name == "update"
     [update] = command["updates"]
     assert update["q"] == {"isbn": isbn} and update["upsert"] is True
@@ -186,17 +184,17 @@ def test_creation_is_one_upsert_and_a_taken_isbn_is_409(
 
 
 def test_an_import_writes_unordered_upserts(
-    watched: TestClient, librarian: Account, recording: list[tuple[str, dict[str, Any]]]
+    watched: TestClient, librarian: Account, recording: list[Sent]
 ) -> None:
     rows = [f"Book {n},Ann,{isbn13(5000 + n)},,,1\n" for n in range(3)]
     rows.append(rows[0])  # the same ISBN twice in one batch: created once, then skipped
     report = _import(watched, librarian, rows)
     assert (report["created"], report["skipped"], report["errors"]) == (3, 1, [])
-    updates = [command for name, command in recording if name == "update"]
+    updates = [command for name, command in on_books(recording) if name == "update"]
     assert updates and all(command["ordered"] is False for command in updates)
     assert all(
         u["upsert"] and list(u["u"]) == ["$setOnInsert"] for c in updates for u in c["updates"]
     )
-    assert not [name for name, _ in recording if name == "insert"]
+    assert not [name for name, _ in on_books(recording) if name == "insert"]
     again = _import(watched, librarian, rows)
     assert (again["created"], again["skipped"]) == (0, 4)

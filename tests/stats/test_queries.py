@@ -1,41 +1,15 @@
 """What GET /stats asks the database: counts on indexed filters, no pass over every loan."""
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from pymongo import monitoring
 from starlette.testclient import TestClient
 
+from tests.commands import recorded
 from tests.conftest import Account
 
 WATCHED = {"books", "loans", "users", "reservations"}
-
-
-class _Recorder(monitoring.CommandListener):
-    """The commands sent on the watched collections while recording (listeners stay for good)."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.commands: list[tuple[str, str, dict[str, Any]]] = []
-        self._lock = threading.Lock()
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        if self.recording and target in WATCHED:
-            with self._lock:
-                self.commands.append((str(target), event.command_name, dict(event.command)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
-_recorder = _Recorder()
-monitoring.register(_recorder)
 
 
 @pytest.fixture
@@ -56,15 +30,11 @@ def _count_filter(command: dict[str, Any]) -> dict[str, Any]:
 def test_counts_use_indexed_filters_and_the_ranking_reads_ten_books(
     watched: TestClient, librarian: Account
 ) -> None:
-    _recorder.commands.clear()
-    _recorder.recording = True
-    try:
-        response = watched.get("/api/v1/stats", headers=librarian.headers)
-    finally:
-        _recorder.recording = False
+    response, all_sent = recorded(lambda: watched.get("/api/v1/stats", headers=librarian.headers))
     assert response.status_code == 200, response.text
+    on_watched = [(s.collection, s.name, s.command) for s in all_sent if s.collection in WATCHED]
     # The token check reads the user by id; the rest is the figures.
-    figures = [c for c in _recorder.commands if set(c[2].get("filter", {})) != {"_id"}]
+    figures = [c for c in on_watched if set(c[2].get("filter", {})) != {"_id"}]
     sent = sorted(figures, key=lambda c: (c[0], c[1]))
     assert [(target, name) for target, name, _ in sent] == [
         ("books", "aggregate"),
