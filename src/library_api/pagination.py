@@ -44,6 +44,12 @@ def _page_params(
 Pagination = Annotated[PageParams, Depends(_page_params)]
 
 
+# A list's filter by id, read by `id_filters`.
+IdFilter = Annotated[
+    str | None, Query(description="An id; a malformed one matches nothing (empty page).")
+]
+
+
 def id_filters(**ids: PydanticObjectId | str | None) -> dict[str, PydanticObjectId] | None:
     """Query clauses for a list's filters by id (loans, reservations, fines); None when a
     client's id is malformed.

@@ -1,20 +1,14 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from ..db import doc_id, object_id
 from ..deps import CurrentUser, LibrarianUser
 from ..errors import AUTH, STAFF, responses
-from ..pagination import Page, Pagination
+from ..pagination import IdFilter, Page, Pagination
 from . import service
 from .models import Fine, FineStatus
 from .schemas import FinePublic, PaymentRequest, WaiveRequest
 
 router = APIRouter(prefix="/fines", tags=["fines"])
-
-UserFilter = Annotated[
-    str | None, Query(description="A reader's id; a malformed one matches nothing (empty page).")
-]
 
 
 def _page(paging: Pagination, fines: list[Fine], total: int) -> Page[FinePublic]:
@@ -45,7 +39,7 @@ async def my_fines(
 async def list_fines(
     _: LibrarianUser,
     paging: Pagination,
-    user_id: UserFilter = None,
+    user_id: IdFilter = None,
     status: FineStatus | None = None,
 ) -> Page[FinePublic]:
     fines, total = await service.list_fines(

@@ -1,13 +1,13 @@
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from .. import clock
 from ..db import doc_id, object_id
 from ..deps import CurrentUser, LibrarianUser, Runtime, RuntimeDep
 from ..errors import AUTH, STAFF, responses
 from ..fines import service as fines
-from ..pagination import Page, Pagination
+from ..pagination import IdFilter, Page, Pagination
 from . import history, service
 from .models import Loan, LoanStatus
 from .schemas import BorrowRequest, DueDateChange, LoanFilter, LoanPublic
@@ -30,10 +30,6 @@ _BORROW_EXAMPLES: dict[str, Any] = {
         }
     }
 }
-
-IdFilter = Annotated[
-    str | None, Query(description="An id; a malformed one matches nothing (empty page).")
-]
 
 
 def _public(loan: Loan, runtime: Runtime) -> LoanPublic:

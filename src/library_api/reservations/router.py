@@ -1,20 +1,14 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from ..db import doc_id, object_id
 from ..deps import CurrentUser, LibrarianUser, RuntimeDep
 from ..errors import AUTH, STAFF, responses
-from ..pagination import Page, Pagination
+from ..pagination import IdFilter, Page, Pagination
 from . import service
 from .models import ReservationStatus
 from .schemas import ReservationPublic
 
 router = APIRouter(tags=["reservations"])
-
-IdFilter = Annotated[
-    str | None, Query(description="An id; a malformed one matches nothing (empty page).")
-]
 
 
 def _page(
