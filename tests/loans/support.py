@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from httpx2 import Response
 from starlette.testclient import TestClient
 
@@ -96,6 +97,23 @@ class Desk:
     def reservation(self, account: Account, book_id: str) -> dict[str, Any]:
         """The account's newest reservation of a book."""
         return next(r for r in self.my_reservations(account) if r["book_id"] == book_id)
+
+
+def finish_borrow(raw_db: Any, account: Account, book_id: str, title: str) -> None:
+    """The last write of a borrow held up after it took its slot and copy: its loan."""
+    now = clock.now()
+    raw_db.loans.insert_one(
+        {
+            "book_id": ObjectId(book_id),
+            "user_id": ObjectId(account.id),
+            "book_title": title,
+            "borrowed_at": now,
+            "due_at": now + timedelta(days=14),
+            "returned_at": None,
+            "renewals": 0,
+            "status": "active",
+        }
+    )
 
 
 @pytest.fixture

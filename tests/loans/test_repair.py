@@ -4,7 +4,6 @@ import io
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from starlette.testclient import TestClient
 from library_api import clock
 from library_api.config import Settings
 from tests.conftest import Account
-from tests.loans.support import API, Desk, run_cli
+from tests.loans.support import API, Desk, finish_borrow, run_cli
 
 Run = Callable[..., tuple[int, str]]
 
@@ -128,19 +127,7 @@ def test_repair_does_not_undo_a_borrow_in_flight(
         assert repair.is_alive() and time.monotonic() < deadline, output.getvalue()
         time.sleep(0.01)
     # The borrow finishes while the repair waits to look again.
-    now = clock.now()
-    raw_db.loans.insert_one(
-        {
-            "book_id": ObjectId(book),
-            "user_id": ObjectId(member.id),
-            "book_title": "In flight",
-            "borrowed_at": now,
-            "due_at": now + timedelta(days=14),
-            "returned_at": None,
-            "renewals": 0,
-            "status": "active",
-        }
-    )
+    finish_borrow(raw_db, member, book, "In flight")
     repair.join(30)
     status, text = result[0]
     assert status == 0, text

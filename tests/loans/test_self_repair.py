@@ -25,7 +25,7 @@ from library_api.notifications.scheduler import (
     start_scanner,
 )
 from tests.conftest import Account
-from tests.loans.support import Desk
+from tests.loans.support import Desk, finish_borrow
 
 
 class Run:
@@ -116,19 +116,7 @@ def test_a_borrow_that_finishes_between_two_runs_is_left_alone(
     _cut_off_borrow(raw_db, member, book)
     assert check() == []
     # The borrow was only slow: it writes its loan before the next run.
-    now = clock.now()
-    raw_db.loans.insert_one(
-        {
-            "book_id": ObjectId(book),
-            "user_id": ObjectId(member.id),
-            "book_title": "In flight",
-            "borrowed_at": now,
-            "due_at": now + timedelta(days=14),
-            "returned_at": None,
-            "renewals": 0,
-            "status": "active",
-        }
-    )
+    finish_borrow(raw_db, member, book, "In flight")
     clock.advance(check.settle + timedelta(seconds=1))
     assert check() == []
     assert desk.copies(book) == 1
