@@ -16,7 +16,7 @@ no start-up pass over the catalogue, which on the embedded engine costs a scan p
 
 There are no transactions (the embedded server runs one at a time and fails every other
 session meanwhile), so every transition below is one conditional update on one document.
-Its precondition is the same for every copy move, stated once in `_move`: the place the copy
+Its precondition is the same for every copy move, stated once in `_has_one`: the place the copy
 leaves has one. A transition that misses changes nothing and says so (False or None); the
 callers decide what a miss means. Each transition has an inverse, and the undo steps of a
 borrow that fails part-way are those inverses.
