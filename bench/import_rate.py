@@ -5,11 +5,13 @@ temporary folder (or a copy of `--database`, a catalogue seeded before), then se
 N-row file to POST /books/import, and while it runs keeps asking, each from its own client:
 `GET /health` every 0.2 s, a 1- or 2-word search every 0.5 s and the unfiltered list every
 2 s (whose total tells how far the import got). Prints the import's time, when each 1,000th
-book was there, and the latencies of the requests answered meanwhile. `--keep PATH` copies
-the database afterwards, for `bench/search.py --database PATH`.
+book was there, and the latencies of the requests answered meanwhile. `--no-probes` sends
+the import alone. `--keep PATH` copies the database afterwards, for `bench/search.py
+--database PATH`.
 """
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -50,6 +52,13 @@ def _probe(
             stop.wait(max(0.0, every - took))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The user and system time a process has used so far (Linux /proc): the machine is
+    shared, so the server's own CPU time is steadier than the import's wall-clock time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _figures(name: str, seen: list[tuple[float, float, int]]) -> str:
     times = sorted(took * 1000 for _, took, _ in seen)
     if len(times) < 2:
@@ -68,6 +77,9 @@ def main() -> None:
     parser.add_argument("--database", type=Path, help="start from a copy of this SQLite file")
     parser.add_argument("--keep", type=Path, help="copy the database here afterwards")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--no-probes", action="store_true", help="only the import: no other client meanwhile"
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     rows = book_rows(args.rows, rng, start=args.first_serial)
@@ -101,15 +113,17 @@ def main() -> None:
             ]
             threads = [
                 threading.Thread(target=_probe, args=(server.base, headers, e, stop, r, s))
-                for e, r, s in probes
+                for e, r, s in ([] if args.no_probes else probes)
             ]
             with httpx2.Client(base_url=server.base, headers=headers, timeout=3600) as client:
                 began = time.perf_counter()
+                cpu_began = _cpu_seconds(server.process.pid)
                 for thread in threads:
                     thread.start()
                 files = {"file": ("books.csv", content, "text/csv")}
                 response = client.post("/api/v1/books/import", files=files)
                 took = time.perf_counter() - began
+                cpu = _cpu_seconds(server.process.pid) - cpu_began
                 stop.set()
                 for thread in threads:
                     thread.join()
@@ -122,7 +136,7 @@ def main() -> None:
     print(
         f"imported {args.rows} rows into a catalogue of {before} books in {took:.1f} s "
         f"({args.rows / took:.1f} rows/s): created {report['created']},"
-        f" skipped {report['skipped']}"
+        f" skipped {report['skipped']}; the server used {cpu:.1f} s of CPU meanwhile"
     )
     marks = []
     for mark in range(1000, args.rows + 1, 1000):

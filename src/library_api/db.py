@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pymongo
 from beanie import Document, PydanticObjectId, init_beanie
 from bson import ObjectId
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .config import Settings, private_directory
@@ -55,6 +55,34 @@ def document_models() -> list[type[Document]]:
         module = importlib.import_module(f"library_api.{domain}.models")
         models.extend(getattr(module, "DOCUMENTS", []))
     return models
+
+
+def mongodb_only_indexes() -> dict[str, frozenset[str]]:
+    """Collection -> the indexes its domain leaves out of the embedded database."""
+    names: dict[str, frozenset[str]] = {}
+    for domain in DOMAINS:
+        module = importlib.import_module(f"library_api.{domain}.models")
+        for collection, indexes in getattr(module, "MONGODB_ONLY_INDEXES", {}).items():
+            names[collection] = names.get(collection, frozenset()) | frozenset(indexes)
+    return names
+
+
+async def build_indexes(*, embedded: bool) -> None:
+    """Every document's declared indexes (`Settings.indexes`), those of MONGODB_ONLY_INDEXES
+    left out on the embedded engine and dropped there from a database created before."""
+    left_out = mongodb_only_indexes() if embedded else {}
+    for model in document_models():
+        collection = model.get_pymongo_collection()
+        skipped = left_out.get(collection.name, frozenset())
+        declared: list[IndexModel] = getattr(model.Settings, "indexes", [])
+        wanted = [index for index in declared if index.document["name"] not in skipped]
+        if wanted:
+            await collection.create_indexes(wanted)
+        for name in skipped & (await collection.index_information()).keys():
+            await collection.drop_index(name)
+            logger.info(
+                "dropped index %s.%s: the embedded engine never reads it", collection.name, name
+            )
 
 
 def long_operation(seconds: float = LONG_OPERATION_SECONDS) -> AbstractContextManager[None]:
@@ -250,8 +278,10 @@ class Database:
         # A new index is built over the documents already there: one deadline for them all.
         with long_operation(SCAN_SECONDS):
             await init_beanie(
-                database=self.db, document_models=document_models(), skip_indexes=not indexes
+                database=self.db, document_models=document_models(), skip_indexes=True
             )
+            if indexes:
+                await build_indexes(embedded=self.embedded is not None)
 
     async def ping(self) -> bool:
         if self.client is None:

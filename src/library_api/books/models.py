@@ -73,3 +73,9 @@ class Book(Document):
 
 
 DOCUMENTS = [Book]
+
+# The search indexes over arrays, left out of the embedded database (db.py): mongoeco runs
+# each `$elemMatch` over the stored arrays in SQL and never reads these indexes, while every
+# write of a book (a borrow, a return, each imported row) rewrites their entries. MongoDB
+# reads them for every search.
+MONGODB_ONLY_INDEXES = {"books": ("search_terms", "title_terms", "author_terms", "genres")}
