@@ -83,6 +83,7 @@ LAYERS: tuple[tuple[str, frozenset[str], bool], ...] = (
 DATABASE_EXCEPTIONS = {
     "loans/consistency.py": "recomputes every counter from all the collections and repairs it",
     "loans/history.py": "moves returned loans to their own collection; reads over both",
+    "notifications/archive.py": "moves notifications past their use to their own collection",
     "books/imports.py": "the CSV import's batched writes, a job of its own beside the catalogue",
     "notifications/creation.py": "the notifications service, split along its seams",
     "notifications/scan.py": "the notifications service, split along its seams",

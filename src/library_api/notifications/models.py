@@ -53,6 +53,21 @@ class Notification(Document):
         return f"{kind.value}:{subject_id}"
 
 
+class ArchivedNotification(Notification):
+    """A notification past its use, moved out of `notifications` into `notification_archive`
+    with the same `_id` and fields (archive.py), so the collection every scan, mail and live
+    stream reads holds what may still happen, not every notice ever sent."""
+
+    class Settings:
+        name = "notification_archive"
+        indexes = [
+            IndexModel(
+                [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+                name="by_user_newest",
+            ),
+        ]
+
+
 class Lease(Document):
     """A named lock with an expiry, so one API instance at a time runs a periodic job."""
 
@@ -71,4 +86,4 @@ class TitleRow(TypedDict):
     title: str
 
 
-DOCUMENTS: list[type[Document]] = [Notification, Lease]
+DOCUMENTS: list[type[Document]] = [Notification, ArchivedNotification, Lease]

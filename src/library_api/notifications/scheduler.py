@@ -32,7 +32,7 @@ from ..loans import consistency
 from ..loans import history as loan_history
 from ..privacy import service as privacy
 from ..reservations import service as reservations
-from . import lease, outbox, scan
+from . import archive, lease, outbox, scan
 
 logger = logging.getLogger("library_api")
 
@@ -45,8 +45,8 @@ LEASE_MARGIN = timedelta(minutes=2)
 
 async def run_scan(*, settings: Settings) -> int:
     """Expire lapsed holds, create every missing notification, mail what is pending,
-    anonymise old history, move returned loans to the history and delete expired sessions,
-    login attempts and idempotency keys.
+    anonymise old history, move returned loans and spent notifications out of the collections
+    every request uses, and delete expired sessions, login attempts and idempotency keys.
 
     Returns how many notifications this call created.
     """
@@ -55,8 +55,10 @@ async def run_scan(*, settings: Settings) -> int:
     if settings.smtp_url:
         await outbox.send_pending_mail(settings=settings)
     await privacy.anonymise_history(settings=settings)
-    # Returned loans leave the active collection (loans/history.py).
+    # Returned loans leave the active collection (loans/history.py), and notifications past
+    # their use theirs (archive.py).
     await loan_history.archive_returned()
+    await archive.archive_spent()
     await auth.purge_expired()
     await idempotency.purge_expired()
     return created

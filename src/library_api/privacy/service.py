@@ -24,7 +24,7 @@ from ..errors import AppError
 from ..fines import service as fines
 from ..fines.models import Fine, FineStatus
 from ..loans.models import Loan, LoanStatus, ReturnedLoan
-from ..notifications.models import Notification
+from ..notifications.models import ArchivedNotification, Notification
 from ..reservations import service as reservations
 from ..reservations.models import Reservation
 from ..security import PasswordHasher
@@ -85,8 +85,9 @@ async def _anonymise(readers: Any, before: datetime | None) -> int:
     if before is not None:
         notices.update(older("created_at"))
         notices["$or"] = [{"read_at": None}, older("read_at")]
-    deleted = await Notification.get_pymongo_collection().delete_many(notices)
-    return total + deleted.deleted_count
+    for notes in (Notification, ArchivedNotification):
+        total += (await notes.get_pymongo_collection().delete_many(notices)).deleted_count
+    return total
 
 
 async def anonymise_history(*, settings: Settings) -> int:
@@ -199,6 +200,10 @@ _EXPORTS: tuple[tuple[str, tuple[Any, ...], dict[str, int]], ...] = (
     ("sessions", (Session.get_pymongo_collection,), {"refresh_hash": 0, "previous_hashes": 0}),
     ("loans", (Loan.get_pymongo_collection, ReturnedLoan.get_pymongo_collection), {}),
     ("reservations", (Reservation.get_pymongo_collection,), {}),
-    ("notifications", (Notification.get_pymongo_collection,), {"mail_claim": 0}),
+    (
+        "notifications",
+        (Notification.get_pymongo_collection, ArchivedNotification.get_pymongo_collection),
+        {"mail_claim": 0},
+    ),
     ("fines", (Fine.get_pymongo_collection,), {}),
 )
