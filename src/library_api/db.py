@@ -57,32 +57,59 @@ def document_models() -> list[type[Document]]:
     return models
 
 
-def mongodb_only_indexes() -> dict[str, frozenset[str]]:
-    """Collection -> the indexes its domain leaves out of the embedded database."""
+def index_names(listing: str) -> dict[str, frozenset[str]]:
+    """Collection -> index names, from the domains' `models.<listing>` (MONGODB_ONLY_INDEXES:
+    left out of the embedded database; RETIRED_INDEXES: replaced, dropped wherever found)."""
     names: dict[str, frozenset[str]] = {}
     for domain in DOMAINS:
         module = importlib.import_module(f"library_api.{domain}.models")
-        for collection, indexes in getattr(module, "MONGODB_ONLY_INDEXES", {}).items():
+        for collection, indexes in getattr(module, listing, {}).items():
             names[collection] = names.get(collection, frozenset()) | frozenset(indexes)
     return names
 
 
+def pair_keyed() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Collection -> (field, which documents have it), from the domains' `models.PAIR_KEYS`."""
+    keyed: dict[str, tuple[str, dict[str, Any]]] = {}
+    for domain in DOMAINS:
+        module = importlib.import_module(f"library_api.{domain}.models")
+        keyed.update(getattr(module, "PAIR_KEYS", {}))
+    return keyed
+
+
 async def build_indexes(*, embedded: bool) -> None:
-    """Every document's declared indexes (`Settings.indexes`), those of MONGODB_ONLY_INDEXES
-    left out on the embedded engine and dropped there from a database created before."""
-    left_out = mongodb_only_indexes() if embedded else {}
+    """Every document's declared indexes (`Settings.indexes`), but MONGODB_ONLY_INDEXES on the
+    embedded engine; indexes a database created before has and should not, dropped; and the
+    pair key (PAIR_KEYS) given to the documents written before it, before its index counts."""
+    left_out = index_names("MONGODB_ONLY_INDEXES") if embedded else {}
+    retired = index_names("RETIRED_INDEXES")
+    keyed = pair_keyed()
     for model in document_models():
         collection = model.get_pymongo_collection()
+        if collection.name in keyed:
+            field, holders = keyed[collection.name]
+            unkeyed = {**holders, field: {"$exists": False}}
+            await collection.update_many(unkeyed, [{"$set": {field: PAIR_KEY_EXPRESSION}}])
         skipped = left_out.get(collection.name, frozenset())
+        unwanted = skipped | retired.get(collection.name, frozenset())
+        for name in unwanted & (await collection.index_information()).keys():
+            await collection.drop_index(name)
+            logger.info("dropped index %s.%s, no longer used here", collection.name, name)
         declared: list[IndexModel] = getattr(model.Settings, "indexes", [])
         wanted = [index for index in declared if index.document["name"] not in skipped]
         if wanted:
             await collection.create_indexes(wanted)
-        for name in skipped & (await collection.index_information()).keys():
-            await collection.drop_index(name)
-            logger.info(
-                "dropped index %s.%s: the embedded engine never reads it", collection.name, name
-            )
+
+
+def pair_key(user_id: ObjectId, book_id: ObjectId) -> str:
+    """ "<reader id>:<book id>": kept on an active loan and an open reservation, so a plain
+    unique index on one string field allows one of each per reader and book (a compound
+    unique index costs the embedded engine a pass over the collection per insert)."""
+    return f"{user_id}:{book_id}"
+
+
+# pair_key in an update pipeline, from the document's own ids (for documents written before).
+PAIR_KEY_EXPRESSION = {"$concat": [{"$toString": "$user_id"}, ":", {"$toString": "$book_id"}]}
 
 
 def long_operation(seconds: float = LONG_OPERATION_SECONDS) -> AbstractContextManager[None]:

@@ -112,6 +112,7 @@ def finish_borrow(raw_db: Any, account: Account, book_id: str, title: str) -> No
             "returned_at": None,
             "renewals": 0,
             "status": "active",
+            "active_key": f"{account.id}:{book_id}",
         }
     )
 

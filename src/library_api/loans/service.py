@@ -22,7 +22,7 @@ from ..books.models import Book
 from ..config import Settings
 from ..copies import service as copies
 from ..copies import slots
-from ..db import doc_id, object_id
+from ..db import doc_id, object_id, pair_key
 from ..errors import AppError, not_found
 from ..fines import service as fines
 from ..reservations import service as reservations
@@ -226,6 +226,7 @@ async def borrow(
             book_title=book["title"],
             borrowed_at=now,
             due_at=due_at,
+            active_key=pair_key(reader, book_id),
         )
         try:
             await loan.insert()
@@ -249,7 +250,10 @@ async def borrow(
 async def _close(query: dict[str, Any]) -> Loan | None:
     raw = await Loan.get_pymongo_collection().find_one_and_update(
         {**query, "status": ACTIVE},
-        {"$set": {"status": LoanStatus.returned.value, "returned_at": clock.now()}},
+        {
+            "$set": {"status": LoanStatus.returned.value, "returned_at": clock.now()},
+            "$unset": {"active_key": ""},
+        },
         return_document=ReturnDocument.AFTER,
     )
     return None if raw is None else Loan.model_validate(raw)

@@ -198,8 +198,12 @@ def _user(user: User) -> dict[str, Any]:
 # (name, collections, projection): never a secret or a hash.
 _EXPORTS: tuple[tuple[str, tuple[Any, ...], dict[str, int]], ...] = (
     ("sessions", (Session.get_pymongo_collection,), {"refresh_hash": 0, "previous_hashes": 0}),
-    ("loans", (Loan.get_pymongo_collection, ReturnedLoan.get_pymongo_collection), {}),
-    ("reservations", (Reservation.get_pymongo_collection,), {}),
+    (
+        "loans",
+        (Loan.get_pymongo_collection, ReturnedLoan.get_pymongo_collection),
+        {"active_key": 0},
+    ),
+    ("reservations", (Reservation.get_pymongo_collection,), {"open_key": 0}),
     (
         "notifications",
         (Notification.get_pymongo_collection, ArchivedNotification.get_pymongo_collection),

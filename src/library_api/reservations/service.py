@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from .. import clock
 from ..config import Settings, get_settings
 from ..copies import service as copies
-from ..db import IdRow, doc_id
+from ..db import PAIR_KEY_EXPRESSION, IdRow, doc_id, pair_key
 from ..errors import AppError, not_found
 from ..notifications.creation import announce_ready
 from ..pagination import id_filters
@@ -38,7 +38,11 @@ Positioned = tuple[Reservation, int | None]
 
 
 def _closing(status: ReservationStatus, now: datetime) -> dict[str, Any]:
-    return {"status": status.value, "open": False, "closed_at": now}
+    """The update that closes a reservation: it stops holding its reader's place."""
+    return {
+        "$set": {"status": status.value, "open": False, "closed_at": now},
+        "$unset": {"open_key": ""},
+    }
 
 
 async def _anyone_waiting(book_id: PydanticObjectId) -> bool:
@@ -126,7 +130,7 @@ async def place_held_copy(*, book_id: PydanticObjectId, settings: Settings) -> R
         # The reader took a shelf copy while waiting: the reservation has served its purpose.
         closed = await reservations.update_one(
             {"_id": reservation.id, "status": READY},
-            {"$set": _closing(ReservationStatus.fulfilled, now)},
+            _closing(ReservationStatus.fulfilled, now),
         )
         if closed.modified_count == 0:
             # Someone else moved it on first (its reader, a cancel, expiry): the copy is theirs.
@@ -140,7 +144,7 @@ async def claim_ready(
     now = clock.now()
     raw = await Reservation.get_pymongo_collection().find_one_and_update(
         {"book_id": book_id, "user_id": user_id, **rules.claimable_clause(now)},
-        {"$set": _closing(ReservationStatus.fulfilled, now)},
+        _closing(ReservationStatus.fulfilled, now),
         projection={"_id": 1},
     )
     return None if raw is None else PydanticObjectId(cast(IdRow, raw)["_id"])
@@ -150,7 +154,17 @@ async def unclaim(*, reservation_id: PydanticObjectId) -> None:
     """Undo `claim_ready` when the loan it was for could not be made."""
     await Reservation.get_pymongo_collection().update_one(
         {"_id": reservation_id, "status": ReservationStatus.fulfilled.value},
-        {"$set": {"status": READY, "open": True, "closed_at": None}},
+        # A pipeline: the key is made from the reservation's own ids.
+        [
+            {
+                "$set": {
+                    "status": READY,
+                    "open": True,
+                    "closed_at": None,
+                    "open_key": PAIR_KEY_EXPRESSION,
+                }
+            }
+        ],
     )
 
 
@@ -162,7 +176,7 @@ async def _expire(query: dict[str, Any], settings: Settings) -> int:
     for raw in cast(list[BookRow], found):
         moved = await reservations.update_one(
             {"_id": raw["_id"], **lapsed},
-            {"$set": _closing(ReservationStatus.expired, clock.now())},
+            _closing(ReservationStatus.expired, clock.now()),
         )
         if moved.modified_count:
             expired += 1
@@ -236,7 +250,12 @@ async def reserve(*, book_id: PydanticObjectId, user: User, settings: Settings) 
     # Unasked facts stay False: a copy on the shelf outranks the loan, so it is not asked.
     has_loan = on_shelf == 0 and await copies.has_on_loan(user_id=user_id, book_id=book_id)
     blockers = rules.reserve_blockers(on_shelf=on_shelf, has_loan=has_loan, has_open=False)
-    reservation = Reservation(book_id=book_id, user_id=user_id, created_at=clock.now())
+    reservation = Reservation(
+        book_id=book_id,
+        user_id=user_id,
+        created_at=clock.now(),
+        open_key=pair_key(user_id, book_id),
+    )
     if not blockers:
         try:
             await reservation.insert()
@@ -308,7 +327,7 @@ async def _cancel_one(query: dict[str, Any], settings: Settings) -> bool:
     """Cancel the open reservation `query` finds; a ready one's copy moves on. True if done."""
     raw = await Reservation.get_pymongo_collection().find_one_and_update(
         {**query, "open": True},
-        {"$set": _closing(ReservationStatus.cancelled, clock.now())},
+        _closing(ReservationStatus.cancelled, clock.now()),
         projection={"book_id": 1, "status": 1},
         return_document=ReturnDocument.BEFORE,
     )
@@ -356,5 +375,5 @@ async def cancel_for_book(*, book_id: PydanticObjectId) -> None:
     """Cancel every open reservation of a deleted book (its held copies went with it)."""
     await Reservation.get_pymongo_collection().update_many(
         {"book_id": book_id, "open": True},
-        {"$set": {"status": ReservationStatus.cancelled, "open": False, "closed_at": clock.now()}},
+        _closing(ReservationStatus.cancelled, clock.now()),
     )
