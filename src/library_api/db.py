@@ -87,18 +87,27 @@ async def build_indexes(*, embedded: bool) -> None:
     for model in document_models():
         collection = model.get_pymongo_collection()
         if collection.name in keyed:
-            field, holders = keyed[collection.name]
-            unkeyed = {**holders, field: {"$exists": False}}
-            await collection.update_many(unkeyed, [{"$set": {field: PAIR_KEY_EXPRESSION}}])
+            await _settle_pair_keys(collection, *keyed[collection.name])
         skipped = left_out.get(collection.name, frozenset())
+        declared: list[IndexModel] = getattr(model.Settings, "indexes", [])
+        wanted = [index for index in declared if index.document["name"] not in skipped]
+        # Built before the retired ones go: uniqueness is kept by one or the other throughout.
+        if wanted:
+            await collection.create_indexes(wanted)
         unwanted = skipped | retired.get(collection.name, frozenset())
         for name in unwanted & (await collection.index_information()).keys():
             await collection.drop_index(name)
             logger.info("dropped index %s.%s, no longer used here", collection.name, name)
-        declared: list[IndexModel] = getattr(model.Settings, "indexes", [])
-        wanted = [index for index in declared if index.document["name"] not in skipped]
-        if wanted:
-            await collection.create_indexes(wanted)
+
+
+async def _settle_pair_keys(collection: Any, field: str, holders: dict[str, Any]) -> None:
+    """The pair key on every open document that lacks it (written before it, or by an older
+    instance), and off every closed one that kept it (closed by an older instance)."""
+    unkeyed = {**holders, field: {"$not": {"$type": "string"}}}
+    await collection.update_many(unkeyed, [{"$set": {field: PAIR_KEY_EXPRESSION}}])
+    await collection.update_many(
+        {"$nor": [holders], field: {"$exists": True}}, {"$unset": {field: ""}}
+    )
 
 
 def pair_key(user_id: ObjectId, book_id: ObjectId) -> str:

@@ -61,21 +61,37 @@ def test_the_keys_come_and_go_with_the_loan_and_the_hold(
 
 
 def test_an_older_database_gets_the_keys_and_loses_the_compound_indexes(
-    desk: Desk, member: Account, raw_db: Any, app_with: Callable[..., Any]
+    desk: Desk,
+    member: Account,
+    other_member: Account,
+    raw_db: Any,
+    app_with: Callable[..., Any],
 ) -> None:
-    book, other = desk.book(), desk.book(title="Other")
+    book, other, third = desk.book(), desk.book(title="Other"), desk.book(title="Third")
+    desk.lend(other_member, other)  # so that reserving it is allowed, once
     legacy = _legacy_loan(member, book)
     raw_db.loans.insert_one(legacy)
-    raw_db.reservations.insert_one(
-        {
-            "_id": ObjectId(),
-            "book_id": ObjectId(other),
-            "user_id": ObjectId(member.id),
-            "status": "waiting",
-            "open": True,
-            "created_at": clock.now(),
-        }
-    )
+    # An active loan whose key an older instance wrote as null.
+    nulled = {**_legacy_loan(member, third), "active_key": None}
+    raw_db.loans.insert_one(nulled)
+    hold = {
+        "_id": ObjectId(),
+        "book_id": ObjectId(other),
+        "user_id": ObjectId(member.id),
+        "status": "waiting",
+        "open": True,
+        "created_at": clock.now(),
+    }
+    # A reservation an older instance cancelled, keeping the key it had been given.
+    stale = {
+        **hold,
+        "_id": ObjectId(),
+        "status": "cancelled",
+        "open": False,
+        "open_key": f"{other_member.id}:{other}",
+        "user_id": ObjectId(other_member.id),
+    }
+    raw_db.reservations.insert_many([hold, stale])
     old_loans = IndexModel(
         [("user_id", ASCENDING), ("book_id", ASCENDING)],
         unique=True,
@@ -94,13 +110,13 @@ def test_an_older_database_gets_the_keys_and_loses_the_compound_indexes(
     with app_with() as restarted:
         headers = desk.headers(member)
         refused = restarted.post(f"{API}/books/{book}/borrow", headers=headers)
-        assert refused.status_code == 409
+        assert (refused.status_code, refused.json()["code"]) == (409, "already_borrowed")
         twice = restarted.post(f"{API}/books/{other}/reservations", headers=headers)
-        assert twice.status_code == 409
+        assert (twice.status_code, twice.json()["code"]) == (409, "already_reserved")
     assert raw_db.loans.find_one({"_id": legacy["_id"]})["active_key"] == f"{member.id}:{book}"
-    assert raw_db.reservations.find_one({"book_id": ObjectId(other)})["open_key"] == (
-        f"{member.id}:{other}"
-    )
+    assert raw_db.loans.find_one({"_id": nulled["_id"]})["active_key"] == f"{member.id}:{third}"
+    assert raw_db.reservations.find_one({"_id": hold["_id"]})["open_key"] == f"{member.id}:{other}"
+    assert "open_key" not in raw_db.reservations.find_one({"_id": stale["_id"]})
     assert "one_active_loan_per_user_book" not in raw_db.loans.index_information()
     assert "one_open_hold_per_user_book" not in raw_db.reservations.index_information()
     assert {"one_active_loan"} <= set(raw_db.loans.index_information())

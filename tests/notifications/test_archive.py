@@ -136,3 +136,18 @@ def test_a_move_cut_off_leaves_one_notification_seen_once(
     assert raw_db.notifications.count_documents({"user_id": ObjectId(member.id)}) == 0
     stored = raw_db.notification_archive.find_one({"_id": archived[0]["_id"]})
     assert stored["read_at"] is not None
+
+
+def test_an_account_erased_during_the_move_leaves_no_copy(
+    desk: Desk, member: Account, raw_db: Any
+) -> None:
+    book = desk.book("Gone")
+    _past_due(desk, member, desk.borrow(member, book))
+    desk.give_back(member, book)
+    clock.advance(9 * DAY)
+    # As the scan finds it when an erasure has removed the account but not yet these.
+    raw_db.users.delete_one({"_id": ObjectId(member.id)})
+    desk.scan()
+    mine = {"user_id": ObjectId(member.id)}
+    assert raw_db.notifications.count_documents(mine) == 0
+    assert raw_db.notification_archive.count_documents(mine) == 0

@@ -48,8 +48,10 @@ async def archive_returned(*, batches: int | None = None) -> int:
         docs: list[dict[str, Any]] = [doc async for doc in found]
         if not docs:
             break
+        # A returned loan holds no pair key (one closed by an older version may still have it).
+        copies = [{k: v for k, v in doc.items() if k != "active_key"} for doc in docs]
         await history.bulk_write(
-            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs], ordered=False
+            [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in copies], ordered=False
         )
         # Only as copied: a loan changed meanwhile (its fine, its reader) stays for the next.
         exactly = [

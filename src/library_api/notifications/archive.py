@@ -32,11 +32,13 @@ from .. import clock
 from ..db import IdRow
 from ..loans.models import Loan, LoanStatus
 from ..reservations.models import Reservation, ReservationStatus
+from ..users.models import User
 from .models import ArchivedNotification, Notification
 from .outbox import MAIL_MAX_AGE
 
 SPENT_AFTER = MAIL_MAX_AGE + timedelta(days=1)
-# Notifications looked at per batch: three reads and, when some are spent, two writes.
+# Notifications looked at per batch: three reads and, when some are spent, two writes and a
+# look at their readers.
 BATCH = 100
 
 
@@ -65,6 +67,18 @@ async def _spent(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+async def _forget_erased(archive: Any, readers: set[ObjectId]) -> None:
+    """An account erased while its notifications were being copied: the copies go too (the
+    erasure deletes from the archive again once the account is gone; this is the other
+    order)."""
+    found: AsyncCursor[IdRow] = User.get_pymongo_collection().find(
+        {"_id": {"$in": list(readers)}}, {"_id": 1}
+    )
+    gone = readers - {row["_id"] async for row in found}
+    if gone:
+        await archive.delete_many({"user_id": {"$in": list(gone)}})
+
+
 async def archive_spent() -> int:
     """Move the notifications past their use, BATCH looked at at a time; how many moved.
     Idempotent and resumable."""
@@ -90,6 +104,7 @@ async def archive_spent() -> int:
             await archive.bulk_write(copies, ordered=False)
             exactly = [{"_id": doc["_id"], "read_at": doc.get("read_at")} for doc in spent]
             moved += (await notifications.delete_many({"$or": exactly})).deleted_count
+            await _forget_erased(archive, {doc["user_id"] for doc in spent})
         if len(docs) < BATCH:
             break
         await asyncio.sleep(0)

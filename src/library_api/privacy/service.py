@@ -139,6 +139,9 @@ async def erase(
     await Session.get_pymongo_collection().delete_many({"user_id": user_id})
     await LoginAttempt.get_pymongo_collection().delete_many({"email": user.email})
     await users.delete_one({"_id": user_id})
+    # Once more after the account is gone: the scan's archive move may have copied a
+    # notification between the first delete and now (notifications/archive.py).
+    await ArchivedNotification.get_pymongo_collection().delete_many({"user_id": user_id})
     logger.info("privacy: erased account %s (%d records anonymised)", user_id, records)
 
 
