@@ -49,21 +49,26 @@ LONG_OPERATION_SECONDS = 60.0
 SCAN_SECONDS = 600.0
 
 
-def document_models() -> list[type[Document]]:
-    models: list[type[Document]] = []
+def _declared(name: str) -> list[Any]:
+    """Every domain's `models.<name>`, where it declares one, in DOMAINS order."""
+    found = []
     for domain in DOMAINS:
         module = importlib.import_module(f"library_api.{domain}.models")
-        models.extend(getattr(module, "DOCUMENTS", []))
-    return models
+        if hasattr(module, name):
+            found.append(getattr(module, name))
+    return found
+
+
+def document_models() -> list[type[Document]]:
+    return [model for models in _declared("DOCUMENTS") for model in models]
 
 
 def index_names(listing: str) -> dict[str, frozenset[str]]:
     """Collection -> index names, from the domains' `models.<listing>` (MONGODB_ONLY_INDEXES:
     left out of the embedded database; RETIRED_INDEXES: replaced, dropped wherever found)."""
     names: dict[str, frozenset[str]] = {}
-    for domain in DOMAINS:
-        module = importlib.import_module(f"library_api.{domain}.models")
-        for collection, indexes in getattr(module, listing, {}).items():
+    for listed in _declared(listing):
+        for collection, indexes in listed.items():
             names[collection] = names.get(collection, frozenset()) | frozenset(indexes)
     return names
 
@@ -71,9 +76,8 @@ def index_names(listing: str) -> dict[str, frozenset[str]]:
 def pair_keyed() -> dict[str, tuple[str, dict[str, Any]]]:
     """Collection -> (field, which documents have it), from the domains' `models.PAIR_KEYS`."""
     keyed: dict[str, tuple[str, dict[str, Any]]] = {}
-    for domain in DOMAINS:
-        module = importlib.import_module(f"library_api.{domain}.models")
-        keyed.update(getattr(module, "PAIR_KEYS", {}))
+    for listed in _declared("PAIR_KEYS"):
+        keyed.update(listed)
     return keyed
 
 

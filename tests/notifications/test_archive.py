@@ -47,6 +47,13 @@ def _past_due(desk: Desk, member: Account, loan: dict[str, Any]) -> None:
     assert desk.scan() >= 1
 
 
+def _returned_late(desk: Desk, member: Account, title: str) -> None:
+    """A book borrowed, past due and returned: its due-soon and overdue notices, closed."""
+    book = desk.book(title)
+    _past_due(desk, member, desk.borrow(member, book))
+    desk.give_back(member, book)
+
+
 def test_spent_notifications_move_and_their_reader_sees_the_same(
     desk: Desk, member: Account, other_member: Account, raw_db: Any
 ) -> None:
@@ -115,9 +122,7 @@ def _loan_of(desk: Desk, member: Account, book: dict[str, Any]) -> str:
 def test_a_move_cut_off_leaves_one_notification_seen_once(
     desk: Desk, member: Account, raw_db: Any
 ) -> None:
-    book = desk.book("Twice")
-    _past_due(desk, member, desk.borrow(member, book))
-    desk.give_back(member, book)
+    _returned_late(desk, member, "Twice")
     # A week old, its subject closed: it stays until the mailer is done with it.
     clock.advance(7 * DAY)
     assert desk.scan() == 0
@@ -141,9 +146,7 @@ def test_a_move_cut_off_leaves_one_notification_seen_once(
 def test_an_account_erased_during_the_move_leaves_no_copy(
     desk: Desk, member: Account, raw_db: Any
 ) -> None:
-    book = desk.book("Gone")
-    _past_due(desk, member, desk.borrow(member, book))
-    desk.give_back(member, book)
+    _returned_late(desk, member, "Gone")
     clock.advance(9 * DAY)
     # As the scan finds it when an erasure has removed the account but not yet these.
     raw_db.users.delete_one({"_id": ObjectId(member.id)})
